@@ -1,1 +1,35 @@
-//! placeholder
+//! signpost: the OAuth discovery half of an MCP gateway, for many MCP servers behind one origin.
+//!
+//! # Layout
+//!
+//! * `config` — parse the JSON config and validate it into a checked `Config` (every problem at
+//!   once, with line and column).
+//! * `registry` — render every document of a `Config` once into an immutable `Registry`: response
+//!   bytes and ETags by (site, well-known path), and the resource index for challenges.
+//! * `state` — the `ArcSwap<Registry>` every request loads once, the metrics and readiness.
+//! * `public` — the `/.well-known/*` routes: a lookup and a write.
+//! * `admin` — `/challenge`, `/healthz`, `/readyz`, `/status`, `/metrics`.
+//! * `challenge` — the `WWW-Authenticate` value, shared by `/challenge` and `signpost hint`.
+//! * `server` — accept loops with injected listener and shutdown, graceful drain.
+//! * `cli`, `app`, `shutdown` — the command line, the commands, the signals.
+//!
+//! # Paths
+//!
+//! Request: accept → `public::respond` → `state.registry()` (one atomic load) → hash lookup →
+//! pre-rendered bytes. Reload: read → `config::parse` → `Registry::build` → `AppState::install`
+//! (one store); a failed load changes nothing but `/status` and `/metrics`. Shutdown: signal →
+//! `/readyz` 503 → stop accepting → drain (bounded by `--shutdown-grace`) → exit 0.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod challenge;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod public;
+pub mod registry;
+pub mod server;
+pub mod shutdown;
+pub mod state;

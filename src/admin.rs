@@ -1,0 +1,130 @@
+//! The admin listener's routes (DESIGN.md §5), for the gateway's proxy and for operators:
+//!
+//! * `/challenge?resource=<URL or path>[&error=…][&scope=…]`, any method (nginx keeps the client's
+//!   method on an internal redirect); the resource may come in `X-Original-URI` instead — 401 (or
+//!   403 for `insufficient_scope`) with the `WWW-Authenticate` value the proxy relays.
+//! * `GET /healthz` — alive. `GET /readyz` — 200 while a valid config is served, 503 once shutdown
+//!   has begun. `GET /status` — the served config and the last reload. `GET /metrics` — Prometheus.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::challenge::{AuthError, challenge};
+use crate::metrics::Kind;
+use crate::public::{self, ANY_ORIGIN};
+use crate::state::AppState;
+
+const EXPOSE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const PROMETHEUS: HeaderValue =
+    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+
+/// Answers one request on the admin listener.
+pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
+    match (req.uri().path(), read_only) {
+        ("/challenge", _) => challenge_response(state, req),
+        ("/healthz", true) => public::json(StatusCode::OK, r#"{"status":"alive"}"#),
+        ("/readyz", true) if state.is_draining() => {
+            public::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+        }
+        ("/readyz", true) => public::json(StatusCode::OK, r#"{"status":"ready"}"#),
+        ("/status", true) => public::json(StatusCode::OK, status(state)),
+        ("/metrics", true) => {
+            let registry = state.registry();
+            let body = state
+                .metrics
+                .render(registry.source.generation, registry.config.servers.len());
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, PROMETHEUS);
+            response
+        }
+        ("/healthz" | "/readyz" | "/status" | "/metrics", false) => public::method_not_allowed(),
+        _ => public::not_found(),
+    }
+}
+
+fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
+    let mut resource = None;
+    let mut error = None;
+    let mut scope = None;
+    for (key, value) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match &*key {
+            "resource" => resource = Some(value.into_owned()),
+            "error" => error = Some(value.into_owned()),
+            "scope" => scope = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let resource = resource.or_else(|| {
+        req.headers()
+            .get("x-original-uri")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let auth_error = match error.as_deref().map(AuthError::parse) {
+        None => AuthError::NoToken,
+        Some(Some(e)) => e,
+        Some(None) => {
+            tracing::warn!(error = ?error, "ignoring unknown error value in /challenge; use invalid_token or insufficient_scope");
+            AuthError::NoToken
+        }
+    };
+    let host = req.headers().get(header::HOST).map(HeaderValue::as_bytes);
+    let registry = state.registry();
+    let c = challenge(
+        &registry,
+        resource.as_deref(),
+        host,
+        auth_error,
+        scope.as_deref(),
+    );
+    if !c.dropped_scopes.is_empty() {
+        tracing::warn!(dropped = ?c.dropped_scopes, "ignoring requested scopes that are not RFC 6749 scope tokens");
+    }
+    tracing::debug!(resource = ?resource, server = ?c.server, status = c.status.as_u16(), "challenge");
+    let mut response = public::json(c.status, c.body);
+    let h = response.headers_mut();
+    h.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&c.header).unwrap_or_else(|_| HeaderValue::from_static("Bearer")),
+    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
+    h.insert(header::CACHE_CONTROL, NO_STORE);
+    state.metrics.record(Kind::Challenge, c.status);
+    response
+}
+
+fn status(state: &AppState) -> String {
+    let registry = state.registry();
+    let last = state.last_load();
+    let source = &registry.source;
+    json!({
+        "config_path": source.path,
+        "generation": source.generation,
+        "content_sha256": source.content_sha256,
+        "loaded_at": rfc3339(source.loaded_at),
+        "servers": registry.config.servers.len(),
+        "last_reload": {
+            "ok": last.ok,
+            "at": rfc3339(last.at),
+            "error": last.error,
+        },
+        "public_urls": registry.sites.iter().map(|s| s.site.base()).collect::<Vec<_>>(),
+        "draining": state.is_draining(),
+    })
+    .to_string()
+}
+
+/// `2026-11-26T14:20:16Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}

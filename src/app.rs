@@ -1,0 +1,221 @@
+//! The three commands: `serve`, `check` and `hint`. Each returns the process exit code.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::challenge::{AuthError, challenge};
+use crate::cli::{CheckArgs, HintArgs, ServeArgs};
+use crate::config::{DEMO, ModeKind, Problems};
+use crate::registry::{Registry, prm_path};
+use crate::state::{self, AppState};
+
+/// `EX_CONFIG` from sysexits.h: the config is invalid.
+pub const EX_CONFIG: u8 = 78;
+
+/// Reads and builds a config file into generation `generation`.
+pub fn load_file(path: &std::path::Path, generation: u64) -> Result<Registry, Problems> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Problems {
+        file: label.clone(),
+        list: vec![crate::config::Problem {
+            pos: None,
+            path: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        }],
+    })?;
+    state::build(&text, &label, generation)
+}
+
+/// `signpost serve`.
+pub async fn serve(args: ServeArgs) -> ExitCode {
+    let loaded = match &args.config {
+        Some(path) => load_file(path, 1),
+        None => state::build(DEMO, "(demo)", 1),
+    };
+    let registry = match loaded {
+        Ok(r) => r,
+        Err(problems) => {
+            for line in problems.to_string().lines() {
+                tracing::error!("{line}");
+            }
+            tracing::error!("invalid config; not starting (exit 78)");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    for w in &registry.config.warnings {
+        tracing::warn!("{}: {}: {}", registry.source.path, w.path, w.message);
+    }
+    if args.demo {
+        tracing::info!(
+            "serving the built-in demo config (public_url http://localhost:8080); use --config FILE for your own"
+        );
+    }
+    let public = match TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot listen on {} (--listen): {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin = match TcpListener::bind(args.admin_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(
+                "cannot listen on {} (--admin-listen): {e}",
+                args.admin_listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        public = %public.local_addr().map_or(args.listen, |a| a),
+        admin = %admin.local_addr().map_or(args.admin_listen, |a| a),
+        servers = registry.config.servers.len(),
+        config = %registry.source.path,
+        "signpost listening"
+    );
+    let state = AppState::with_grace(registry, args.shutdown_grace);
+    run(public, admin, state, crate::shutdown::signal()).await;
+    tracing::info!("drained; bye");
+    ExitCode::SUCCESS
+}
+
+/// Serves both listeners until `shutdown`: `/readyz` turns 503, the public listener drains, then
+/// the admin listener (which keeps answering `/readyz` meanwhile) stops.
+pub async fn run(
+    public: TcpListener,
+    admin: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (stop_public, public_stopped) = watch::channel(false);
+    let (stop_admin, admin_stopped) = watch::channel(false);
+    let public_task = tokio::spawn(crate::server::serve(
+        public,
+        state.clone(),
+        changed(public_stopped),
+    ));
+    let admin_task = tokio::spawn(crate::server::serve_admin(
+        admin,
+        state.clone(),
+        changed(admin_stopped),
+    ));
+    shutdown.await;
+    state.begin_drain();
+    let _ = stop_public.send(true);
+    let _ = public_task.await;
+    let _ = stop_admin.send(true);
+    let _ = admin_task.await;
+}
+
+async fn changed(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// `signpost check`.
+pub fn check(args: CheckArgs) -> ExitCode {
+    let registry = match load_file(&args.config, 1) {
+        Ok(r) => r,
+        Err(problems) => {
+            eprintln!("{problems}");
+            eprintln!(
+                "{}: {} problem{}; nothing was served",
+                problems.file,
+                problems.list.len(),
+                if problems.list.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    for w in &registry.config.warnings {
+        let pos = w
+            .pos
+            .map(|p| format!(":{}:{}", p.line, p.column))
+            .unwrap_or_default();
+        eprintln!(
+            "{}{pos}: warning: {}: {}",
+            registry.source.path, w.path, w.message
+        );
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = print_routes(&mut out, &registry).and_then(|()| out.flush());
+    ExitCode::SUCCESS
+}
+
+fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()> {
+    let config = &registry.config;
+    writeln!(
+        out,
+        "{}: ok: {} server{}, public_url {}",
+        registry.source.path,
+        config.servers.len(),
+        if config.servers.len() == 1 { "" } else { "s" },
+        registry
+            .sites
+            .iter()
+            .map(|s| s.site.base())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    for server in &config.servers {
+        writeln!(out, "\n{} ({})", server.name, server.mode.as_str())?;
+        for (si, routes) in registry.sites.iter().enumerate() {
+            let site = &routes.site;
+            let auth = server.auth.get(si);
+            if let Some(auth) = auth {
+                writeln!(out, "  authorization server {}", auth.issuer)?;
+                if let Some(hosted) = &auth.hosted {
+                    let origin = &registry.sites[hosted.site].site.origin;
+                    writeln!(out, "  AS metadata  {origin}{}", hosted.well_known_path)?;
+                }
+            }
+            for path in &server.paths {
+                let full = site.full_path(path);
+                let resource = site.resource_url(&full);
+                if server.mode != ModeKind::None {
+                    writeln!(out, "  PRM          {}{}", site.origin, prm_path(&full))?;
+                }
+                let c = challenge(registry, Some(&resource), None, AuthError::NoToken, None);
+                writeln!(
+                    out,
+                    "  hint         {resource}\n               WWW-Authenticate: {}",
+                    c.header
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `signpost hint`.
+pub fn hint(args: HintArgs) -> ExitCode {
+    let registry = match load_file(&args.config, 1) {
+        Ok(r) => r,
+        Err(problems) => {
+            eprintln!("{problems}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let c = challenge(
+        &registry,
+        Some(&args.resource),
+        None,
+        AuthError::NoToken,
+        None,
+    );
+    println!("{}", c.header);
+    match c.server {
+        Some(_) => ExitCode::SUCCESS,
+        None => {
+            eprintln!(
+                "no server owns {}; this is the plain challenge (check the path against `signpost check`)",
+                args.resource
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

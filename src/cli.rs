@@ -1,0 +1,81 @@
+//! The command line (DESIGN.md §7). Every flag has an environment fallback for container use.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "signpost",
+    version,
+    about = "OAuth discovery sidecar for MCP gateways: serves RFC 9728 / RFC 8414 documents and WWW-Authenticate hints"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "SIGNPOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the discovery documents (public listener) and the challenge endpoint (admin listener).
+    Serve(ServeArgs),
+    /// Validate a config; print every URL served and every hint (exit 0), or every problem (exit 78).
+    Check(CheckArgs),
+    /// Print the WWW-Authenticate value for an MCP URL or path.
+    Hint(HintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The JSON config file (watched and reloaded when it changes).
+    #[arg(
+        long,
+        env = "SIGNPOST_CONFIG",
+        required_unless_present = "demo",
+        conflicts_with = "demo"
+    )]
+    pub config: Option<PathBuf>,
+    /// Serve the built-in demo config (DESIGN.md §3's example on http://localhost:8080).
+    #[arg(long)]
+    pub demo: bool,
+    /// Public listener: the `/.well-known/*` routes.
+    #[arg(long, env = "SIGNPOST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Admin listener: `/challenge`, `/healthz`, `/readyz`, `/status`, `/metrics`. Keep it private.
+    #[arg(long, env = "SIGNPOST_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// How long to let open connections finish after SIGTERM/SIGINT (e.g. `10s`, `500ms`).
+    #[arg(long, env = "SIGNPOST_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// How often to re-read the config file as a safety net for filesystems whose change
+    /// notifications are unreliable (e.g. `5s`; `0s` disables).
+    #[arg(long, env = "SIGNPOST_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The JSON config file.
+    #[arg(long, env = "SIGNPOST_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct HintArgs {
+    /// The JSON config file.
+    #[arg(long, env = "SIGNPOST_CONFIG")]
+    pub config: PathBuf,
+    /// An MCP endpoint URL (`https://gw.example.com/mcp/x/mcp`) or path (`/mcp/x/mcp`).
+    pub resource: String,
+}

@@ -1,0 +1,168 @@
+//! The public listener's routes (DESIGN.md §4). signpost owns only `/.well-known/*`:
+//!
+//! * `GET|HEAD /.well-known/oauth-protected-resource{resource path}` — protected-resource metadata
+//!   (a trailing `/` and any query are tolerated); the bare prefix only when a server sits at `/`.
+//! * `GET|HEAD /.well-known/oauth-authorization-server{issuer path}` — facade and gateway issuers.
+//! * `/.well-known/openid-configuration…` — always 404 (signpost never serves a partial OIDC
+//!   document: clients abort on a failed parse).
+//! * `OPTIONS` on any well-known path — 204 CORS preflight, whatever the `Host`.
+//! * Other methods on a served path — 405 with `Allow`; anything else — JSON 404.
+//!
+//! Every answer carries `Access-Control-Allow-Origin: *`. Nothing here reads a body, builds a URL
+//! from `Host` or `X-Forwarded-*`, or can answer 401 or 5xx: a request is a lookup and a write.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::metrics::Kind;
+use crate::registry::{Doc, DocKind, OIDC_PREFIX, Registry};
+use crate::state::AppState;
+
+pub const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
+pub const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const PREFLIGHT_HEADERS: HeaderValue = HeaderValue::from_static(
+    "mcp-protocol-version, authorization, content-type, accept, mcp-session-id, last-event-id",
+);
+const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+const NOT_FOUND_BODY: &str =
+    r#"{"error":"not_found","error_description":"no discovery document at this URL"}"#;
+const METHOD_NOT_ALLOWED_BODY: &str = r#"{"error":"method_not_allowed","error_description":"discovery documents answer GET, HEAD and OPTIONS only"}"#;
+
+/// What a request path names.
+enum Target<'a> {
+    /// A path outside `/.well-known/`.
+    Outside,
+    Document(&'a Doc),
+    /// An OpenID Connect discovery path (never served, counted apart).
+    Oidc,
+    /// A well-known path with no document (or a `Host` no `public_url` has).
+    Missing,
+}
+
+/// Answers one request on the public listener.
+pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
+    let registry = state.registry();
+    let path = req.uri().path();
+    let (kind, response) = match (req.method(), target(&registry, req)) {
+        (_, Target::Outside) => (Kind::NotFound, not_found()),
+        (&Method::OPTIONS, _) => (Kind::Preflight, preflight()),
+        (&Method::GET | &Method::HEAD, Target::Document(doc)) => {
+            let kind = match doc.kind {
+                DocKind::Prm => Kind::Prm,
+                DocKind::As => Kind::As,
+            };
+            (kind, document(doc, &registry, req.headers()))
+        }
+        (_, Target::Document(_)) => (Kind::MethodNotAllowed, method_not_allowed()),
+        (_, Target::Oidc) => (Kind::Oidc, not_found()),
+        (_, Target::Missing) => (Kind::NotFound, not_found()),
+    };
+    state.metrics.record(kind, response.status());
+    tracing::trace!(method = %req.method(), path, status = response.status().as_u16(), "public");
+    response
+}
+
+fn target<'r, B>(registry: &'r Registry, req: &Request<B>) -> Target<'r> {
+    let path = req.uri().path();
+    if path != "/.well-known" && !path.starts_with("/.well-known/") {
+        return Target::Outside;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(HeaderValue::as_bytes)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes()));
+    let doc = registry.site_for_host(host).and_then(|site| {
+        site.docs.get(path).or_else(|| {
+            let trimmed = path.strip_suffix('/')?;
+            site.docs.get(trimmed)
+        })
+    });
+    match doc {
+        Some(doc) => Target::Document(doc),
+        None if path.starts_with(OIDC_PREFIX) => Target::Oidc,
+        None => Target::Missing,
+    }
+}
+
+fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|v| etag_matches(v.as_bytes(), doc.etag.as_bytes()));
+    let (status, body) = if fresh {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else {
+        (StatusCode::OK, doc.body.clone())
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    if !fresh {
+        h.insert(header::CONTENT_TYPE, JSON);
+    }
+    h.insert(header::CACHE_CONTROL, registry.cache_control.clone());
+    h.insert(header::ETAG, doc.etag.clone());
+    response
+}
+
+/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `*`, or any listed tag equal to
+/// ours with or without `W/`.
+fn etag_matches(if_none_match: &[u8], etag: &[u8]) -> bool {
+    if_none_match.split(|b| *b == b',').any(|candidate| {
+        let c = candidate.trim_ascii();
+        c == b"*" || c.strip_prefix(b"W/").unwrap_or(c) == etag
+    })
+}
+
+fn preflight() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW);
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, PREFLIGHT_HEADERS);
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
+    response
+}
+
+/// A JSON answer with CORS, for errors and admin documents.
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    h.insert(header::CONTENT_TYPE, JSON);
+    response
+}
+
+pub fn not_found() -> Response<Full<Bytes>> {
+    json(StatusCode::NOT_FOUND, NOT_FOUND_BODY)
+}
+
+pub fn method_not_allowed() -> Response<Full<Bytes>> {
+    let mut response = json(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_BODY);
+    response.headers_mut().insert(header::ALLOW, ALLOW);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::etag_matches;
+
+    #[test]
+    fn if_none_match_weak_comparison() {
+        let tag = b"\"abc\"";
+        assert!(etag_matches(b"\"abc\"", tag));
+        assert!(etag_matches(b"W/\"abc\"", tag));
+        assert!(etag_matches(b"\"x\", \"abc\"", tag));
+        assert!(etag_matches(b"*", tag));
+        assert!(!etag_matches(b"\"abcd\"", tag));
+        assert!(!etag_matches(b"abc", tag));
+        assert!(!etag_matches(b"", tag));
+    }
+}

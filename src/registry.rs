@@ -1,0 +1,271 @@
+//! The served snapshot: every discovery document of a config rendered once into response bytes
+//! with its ETag, indexed by (site, well-known path), plus the index the challenge endpoint uses
+//! (site, resource path) → server. A `Registry` is immutable; a reload builds a new one and swaps it
+//! in whole (see `state.rs`), so a request only ever sees one config.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::config::{Config, ModeKind, Server, Site};
+
+/// The well-known prefix of protected-resource metadata (RFC 9728 §3).
+pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
+/// The well-known prefix of authorization-server metadata (RFC 8414 §3).
+pub const AS_PREFIX: &str = "/.well-known/oauth-authorization-server";
+/// The well-known prefix of OpenID Connect discovery.
+pub const OIDC_PREFIX: &str = "/.well-known/openid-configuration";
+
+/// What a served document is; also the `kind` label of `signpost_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Prm,
+    As,
+}
+
+/// One ready response body.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub kind: DocKind,
+    pub body: Bytes,
+    /// A strong ETag: `"<first 128 bits of the body's SHA-256, hex>"`.
+    pub etag: HeaderValue,
+}
+
+/// Where a config came from and when it was loaded (for `/status`).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The config file, or `(demo)`.
+    pub path: String,
+    /// 1 for the first config loaded, +1 per successful reload.
+    pub generation: u64,
+    /// Hex SHA-256 of the file's bytes.
+    pub content_sha256: String,
+    pub loaded_at: SystemTime,
+}
+
+/// One public origin's documents and resources.
+#[derive(Debug)]
+pub struct SiteRoutes {
+    pub site: Site,
+    /// Well-known path → document.
+    pub docs: HashMap<Box<str>, Doc>,
+    /// Full resource path (prefix included) → index into [`Registry::servers`].
+    pub resources: HashMap<Box<str>, usize>,
+}
+
+/// The immutable snapshot served until the next successful reload.
+#[derive(Debug)]
+pub struct Registry {
+    pub source: Source,
+    pub config: Config,
+    pub sites: Vec<SiteRoutes>,
+    /// Lower-case `Host` value → index into `sites` (used when `public_url` is a list).
+    hosts: HashMap<Box<str>, usize>,
+    /// `origin` → index into `sites` (resolves full URLs given to `/challenge`).
+    origins: HashMap<Box<str>, usize>,
+    /// `public, max-age=<cache_max_age>`.
+    pub cache_control: HeaderValue,
+}
+
+/// The result of looking up a resource for a challenge.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    pub site: &'a SiteRoutes,
+    /// The owning server and the full resource path it was found under, if any.
+    pub server: Option<(&'a Server, &'a str)>,
+}
+
+impl Registry {
+    /// Renders every document of `config`.
+    pub fn build(config: Config, source: Source) -> Registry {
+        let mut sites: Vec<SiteRoutes> = config
+            .sites
+            .iter()
+            .map(|site| SiteRoutes {
+                site: site.clone(),
+                docs: HashMap::new(),
+                resources: HashMap::new(),
+            })
+            .collect();
+        for (si, site) in config.sites.iter().enumerate() {
+            for (idx, server) in config.servers.iter().enumerate() {
+                for path in &server.paths {
+                    let full = site.full_path(path);
+                    if let Some(auth) = server.auth.get(si) {
+                        let body = render_prm(server, &site.resource_url(&full), &auth.issuer);
+                        sites[si]
+                            .docs
+                            .insert(prm_path(&full).into(), doc(DocKind::Prm, body));
+                    }
+                    sites[si].resources.insert(full.into(), idx);
+                }
+                if let Some(auth) = server.auth.get(si) {
+                    if let Some(hosted) = &auth.hosted {
+                        let body = render_as(server, &auth.issuer, hosted);
+                        sites[hosted.site].docs.insert(
+                            hosted.well_known_path.as_str().into(),
+                            doc(DocKind::As, body),
+                        );
+                    }
+                }
+            }
+        }
+        let mut hosts = HashMap::new();
+        let mut origins = HashMap::new();
+        for (i, site) in config.sites.iter().enumerate() {
+            for key in &site.host_keys {
+                hosts.entry(key.as_str().into()).or_insert(i);
+            }
+            origins.entry(site.origin.as_str().into()).or_insert(i);
+        }
+        let cache_control =
+            HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
+                .expect("a number makes a valid header value");
+        Registry {
+            source,
+            config,
+            sites,
+            hosts,
+            origins,
+            cache_control,
+        }
+    }
+
+    /// The site a request's `Host` selects: with a single `public_url` every host gets it; with a
+    /// list, an unknown or missing host gets `None`.
+    pub fn site_for_host(&self, host: Option<&[u8]>) -> Option<&SiteRoutes> {
+        if self.config.any_host {
+            return self.sites.first();
+        }
+        let host = host?;
+        let index = match std::str::from_utf8(host) {
+            Ok(h) if h.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.hosts.get(h.to_ascii_lowercase().as_str())
+            }
+            Ok(h) => self.hosts.get(h),
+            Err(_) => None,
+        }?;
+        self.sites.get(*index)
+    }
+
+    /// The server owning `resource` (a full URL, or a path resolved on the site `host` selects,
+    /// else on the first site). The query and one trailing `/` are ignored.
+    pub fn resolve(&self, resource: &str, host: Option<&[u8]>) -> Option<Resolved<'_>> {
+        let fallback = || self.site_for_host(host).or_else(|| self.sites.first());
+        let (site, path) = if resource.starts_with("http://") || resource.starts_with("https://") {
+            match Url::parse(resource) {
+                Ok(url) => match self
+                    .origins
+                    .get(url.origin().ascii_serialization().as_str())
+                {
+                    Some(i) => (&self.sites[*i], url.path().to_owned()),
+                    None => (fallback()?, String::new()),
+                },
+                Err(_) => (fallback()?, String::new()),
+            }
+        } else {
+            let end = resource.find(['?', '#']).unwrap_or(resource.len());
+            (fallback()?, resource[..end].to_owned())
+        };
+        let path = match path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => path.as_str(),
+        };
+        let server = site
+            .resources
+            .get_key_value(path)
+            .map(|(path, i)| (&self.config.servers[*i], &**path));
+        Some(Resolved { site, server })
+    }
+
+    /// The site used for a plain `realm` challenge when nothing else selects one.
+    pub fn first_site(&self) -> Option<&SiteRoutes> {
+        self.sites.first()
+    }
+}
+
+/// The well-known PRM path of a resource at `full_path` (RFC 9728 §3.1).
+pub fn prm_path(full_path: &str) -> String {
+    if full_path == "/" {
+        PRM_PREFIX.to_owned()
+    } else {
+        format!("{PRM_PREFIX}{full_path}")
+    }
+}
+
+fn doc(kind: DocKind, value: Value) -> Doc {
+    let body = serde_json::to_vec(&value).expect("a JSON value serializes");
+    let digest = Sha256::digest(&body);
+    let etag = format!("\"{}\"", hex(&digest[..16]));
+    Doc {
+        kind,
+        body: Bytes::from(body),
+        etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// RFC 9728 protected-resource metadata. Never a `null`, empty list or empty string.
+fn render_prm(server: &Server, resource: &str, issuer: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("resource".into(), json!(resource));
+    m.insert("authorization_servers".into(), json!([issuer]));
+    if !server.scopes.is_empty() {
+        m.insert("scopes_supported".into(), json!(server.scopes));
+    }
+    m.insert("bearer_methods_supported".into(), json!(["header"]));
+    if let Some(name) = &server.resource_name {
+        m.insert("resource_name".into(), json!(name));
+    }
+    if let Some(doc) = &server.resource_documentation {
+        m.insert("resource_documentation".into(), json!(doc));
+    }
+    Value::Object(m)
+}
+
+/// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
+fn render_as(server: &Server, issuer: &str, hosted: &crate::config::HostedAs) -> Value {
+    let mut m = Map::new();
+    m.insert("issuer".into(), json!(issuer));
+    m.insert(
+        "authorization_endpoint".into(),
+        json!(hosted.authorization_endpoint),
+    );
+    m.insert("token_endpoint".into(), json!(hosted.token_endpoint));
+    if let Some(r) = &hosted.registration_endpoint {
+        m.insert("registration_endpoint".into(), json!(r));
+    }
+    m.insert("response_types_supported".into(), json!(["code"]));
+    m.insert(
+        "grant_types_supported".into(),
+        json!(["authorization_code", "refresh_token"]),
+    );
+    m.insert("code_challenge_methods_supported".into(), json!(["S256"]));
+    if !hosted.token_endpoint_auth_methods_supported.is_empty() {
+        m.insert(
+            "token_endpoint_auth_methods_supported".into(),
+            json!(hosted.token_endpoint_auth_methods_supported),
+        );
+    }
+    if !server.scopes.is_empty() {
+        m.insert("scopes_supported".into(), json!(server.scopes));
+    }
+    debug_assert!(server.mode == ModeKind::Facade || server.mode == ModeKind::Gateway);
+    Value::Object(m)
+}

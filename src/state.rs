@@ -1,0 +1,130 @@
+//! Shared process state: the served [`Registry`] behind an `ArcSwap` (the one swap point reloads
+//! use), the metrics, the draining flag `/readyz` reports, and the outcome of the last load.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, Problems};
+use crate::metrics::Metrics;
+use crate::registry::{Registry, Source, hex};
+
+/// How long `serve` waits for open connections to finish after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The outcome of the most recent load or reload attempt.
+#[derive(Debug, Clone)]
+pub struct LoadOutcome {
+    pub ok: bool,
+    pub at: SystemTime,
+    /// Every problem, one per line, when `ok` is false.
+    pub error: Option<String>,
+}
+
+/// Everything the listeners share.
+#[derive(Debug)]
+pub struct AppState {
+    registry: ArcSwap<Registry>,
+    pub metrics: Metrics,
+    draining: AtomicBool,
+    last_load: Mutex<LoadOutcome>,
+    /// How long a drain may take before connections are dropped.
+    pub shutdown_grace: Duration,
+}
+
+impl AppState {
+    /// State serving `registry` (generation 1).
+    pub fn new(registry: Registry) -> Arc<AppState> {
+        let state = AppState {
+            last_load: Mutex::new(LoadOutcome {
+                ok: true,
+                at: registry.source.loaded_at,
+                error: None,
+            }),
+            registry: ArcSwap::from_pointee(registry),
+            metrics: Metrics::default(),
+            draining: AtomicBool::new(false),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        };
+        state.note_success(&state.registry.load());
+        Arc::new(state)
+    }
+
+    /// The same, with a drain limit.
+    pub fn with_grace(registry: Registry, grace: Duration) -> Arc<AppState> {
+        let mut state = Arc::into_inner(AppState::new(registry)).expect("just created");
+        state.shutdown_grace = grace;
+        Arc::new(state)
+    }
+
+    /// The snapshot to answer one request from. Hold it only for that request.
+    pub fn registry(&self) -> arc_swap::Guard<Arc<Registry>> {
+        self.registry.load()
+    }
+
+    /// Installs a new snapshot in one atomic store; requests already holding the old one finish
+    /// with it.
+    pub fn install(&self, registry: Registry) {
+        let registry = Arc::new(registry);
+        self.note_success(&registry);
+        self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        *self.last_load.lock().unwrap_or_else(|e| e.into_inner()) = LoadOutcome {
+            ok: true,
+            at: registry.source.loaded_at,
+            error: None,
+        };
+        self.registry.store(registry);
+    }
+
+    /// Records a failed reload; the served snapshot stays as it is.
+    pub fn reject(&self, error: String) {
+        self.metrics.reloads_error.fetch_add(1, Ordering::Relaxed);
+        *self.last_load.lock().unwrap_or_else(|e| e.into_inner()) = LoadOutcome {
+            ok: false,
+            at: SystemTime::now(),
+            error: Some(error),
+        };
+    }
+
+    pub fn last_load(&self) -> LoadOutcome {
+        self.last_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn note_success(&self, registry: &Registry) {
+        let secs = registry
+            .source
+            .loaded_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.metrics
+            .last_reload_success
+            .store(secs, Ordering::Relaxed);
+    }
+
+    /// Marks the process as shutting down: `/readyz` answers 503 from now on.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Parses, validates and renders a config text into a snapshot. `label` names the file in problems.
+pub fn build(text: &str, label: &str, generation: u64) -> Result<Registry, Problems> {
+    let config = config::parse(text, label)?;
+    let source = Source {
+        path: label.to_owned(),
+        generation,
+        content_sha256: hex(&Sha256::digest(text.as_bytes())),
+        loaded_at: SystemTime::now(),
+    };
+    Ok(Registry::build(config, source))
+}

@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""Measurement helpers for tests/bench/run.sh (Python 3 standard library only, Linux /proc).
+
+Subcommands (each prints one line: a value or a JSON object):
+  ports N                        N distinct free TCP ports on 127.0.0.1
+  wait-http URL [TIMEOUT_S]      poll URL until it answers 200; exit 1 on timeout
+  mem PID                        {"hwm_kb","rss_kb","procs","threads"} summed over PID and its descendants
+  timed [--stdout F] [--stderr F] -- CMD...
+                                 run CMD; {"rc","wall_s","maxrss_kb"} (wait4 rusage of that child,
+                                 which is what /usr/bin/time -v reports as "Maximum resident set size")
+  startup --prm URL --ready URL [--timeout S] [--log F] -- CMD...
+                                 spawn CMD (a server), poll URL --prm until 200 and --ready until 200,
+                                 read its memory, SIGTERM it; {"first_prm_s","ready_s","hwm_kb",
+                                 "rss_kb","threads","stop_s","stop_rc"}
+  load --target NAME --round R --pid PID --url URL --lua F [--duration S] [--conns C] [--threads T]
+                                 one wrk run; server CPU (utime+stime of PID and descendants) read
+                                 from /proc before and after; one JSON line
+  reload-latency ...             see run.sh (reload section)
+  render RESULTS.jsonl META.json render the markdown report
+
+All times are wall-clock from time.monotonic(); CPU from /proc/<pid>/stat fields 14+15 in clock ticks.
+"""
+
+import ctypes
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- /proc
+
+
+def _stat_fields(pid: int):
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    # comm may contain spaces and parentheses: split after the last ')'.
+    rest = data[data.rindex(")") + 2 :].split()
+    return rest  # rest[0] is field 3 (state)
+
+
+def descendants(pid: int) -> list:
+    """pid and every live descendant (nginx workers, ...)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(int(d))[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_ticks(pid: int) -> int:
+    total = 0
+    for p in descendants(pid):
+        try:
+            f = _stat_fields(p)
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+    return total
+
+
+def tcp_active_opens() -> int:
+    with open("/proc/net/snmp") as f:
+        rows = [l.split() for l in f if l.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("ActiveOpens")])
+
+
+def mem(pid: int) -> dict:
+    res = {"hwm_kb": 0, "rss_kb": 0, "procs": 0, "threads": 0}
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k == "VmHWM":
+                        res["hwm_kb"] += int(v.split()[0])
+                    elif k == "VmRSS":
+                        res["rss_kb"] += int(v.split()[0])
+                    elif k == "Threads":
+                        res["threads"] += int(v.split()[0])
+            res["procs"] += 1
+        except OSError:
+            continue
+    return res
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _pdeathsig():
+    """Child gets SIGKILL if this helper dies: no orphaned servers whatever happens."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def http_status(url: str, timeout: float = 1.0):
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", (u.path or "/") + (("?" + u.query) if u.query else ""))
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, body
+    except (OSError, http.client.HTTPException):
+        return None, b""
+    finally:
+        conn.close()
+
+
+def wait_http(url: str, timeout: float, proc=None, interval: float = 0.002):
+    """Seconds until url answered 200 (monotonic), or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            return None
+        st, _ = http_status(url, timeout=max(0.05, timeout - (time.monotonic() - t0)))
+        if st == 200:
+            return time.monotonic()
+        time.sleep(interval)
+    return None
+
+
+def split_cmd(args: list):
+    if "--" not in args:
+        sys.exit("benchlib: expected -- CMD...")
+    k = args.index("--")
+    return args[:k], args[k + 1 :]
+
+
+def opts(args: list) -> dict:
+    o, i = {}, 0
+    while i < len(args):
+        a = args[i]
+        if not a.startswith("--"):
+            sys.exit(f"benchlib: unexpected argument {a!r}")
+        o[a[2:]] = args[i + 1]
+        i += 2
+    return o
+
+
+def cmd_timed(args):
+    pre, cmd = split_cmd(args)
+    o = opts(pre)
+    out = open(o.get("stdout", os.devnull), "wb")
+    err = open(o.get("stderr", os.devnull), "wb")
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=out, stderr=err, preexec_fn=_pdeathsig)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    print(json.dumps({"rc": p.returncode, "wall_s": round(wall, 4), "maxrss_kb": ru.ru_maxrss}))
+
+
+def cmd_startup(args):
+    pre, cmd = split_cmd(args)
+    o = opts(pre)
+    timeout = float(o.get("timeout", "120"))
+    log = open(o.get("log", os.devnull), "ab")
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=log, stderr=log, preexec_fn=_pdeathsig)
+    res = {"pid": p.pid}
+    try:
+        t_prm = wait_http(o["prm"], timeout, proc=p, interval=0.001)
+        if t_prm is None:
+            res["error"] = "exited" if p.poll() is not None else f"no 200 on PRM within {timeout}s"
+            res["rc"] = p.poll()
+            print(json.dumps(res))
+            return 1
+        res["first_prm_s"] = round(t_prm - t0, 4)
+        t_ready = wait_http(o["ready"], timeout, proc=p)
+        res["ready_s"] = round(t_ready - t0, 4) if t_ready else None
+        time.sleep(0.2)  # let start-up allocations settle before reading VmRSS
+        m = mem(p.pid)
+        res.update(hwm_kb=m["hwm_kb"], rss_kb=m["rss_kb"], threads=m["threads"])
+        t1 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        try:
+            res["stop_rc"] = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            res["stop_rc"] = "timeout"
+        res["stop_s"] = round(time.monotonic() - t1, 4)
+        print(json.dumps(res))
+        return 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def cmd_load(args):
+    o = opts(args)
+    pid = int(o["pid"])
+    cmd = ["wrk", "-t", o.get("threads", "1"), "-c", o.get("conns", "32"), "-d", o.get("duration", "5") + "s",
+           "--timeout", "5s", "-s", o["lua"], o["url"]]
+    o0, c0, w0 = tcp_active_opens(), cpu_ticks(pid), time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    o1, c1, w1 = tcp_active_opens(), cpu_ticks(pid), time.monotonic()
+    rec = {"kind": "load", "target": o["target"], "round": int(o["round"])}
+    line = [l for l in p.stdout.splitlines() if l.startswith("WRKJSON ")]
+    if p.returncode != 0 or not line:
+        rec["error"] = f"wrk failed (rc {p.returncode}): {p.stderr.strip() or p.stdout.strip()}"
+        print(json.dumps(rec))
+        return 1
+    w = json.loads(line[0][len("WRKJSON ") :])
+    cpu_s = (c1 - c0) / CLK_TCK
+    rec.update(w)
+    rec["rps"] = w["requests"] / (w["duration_us"] / 1e6)
+    rec["server_cpu_s"] = cpu_s
+    rec["wall_s"] = w1 - w0
+    rec["req_per_cpu_s"] = w["requests"] / cpu_s if cpu_s > 0 else None
+    # System-wide TCP connect()s during the run: wrk opens --conns at start and one more for
+    # every connection the server closed under it, so (tcp_opens - conns) counts dropped
+    # keep-alive connections (plus anything else connecting meanwhile: run on a quiet machine).
+    rec["tcp_opens"] = o1 - o0
+    rec["errors"] = sum(w[k] for k in ("err_connect", "err_read", "err_write", "err_timeout", "err_status"))
+    print(json.dumps(rec))
+    return 0
+
+
+# ---------------------------------------------------------------- reload
+
+
+def cmd_reload_latency(args):
+    """Time from 'config replaced' (after the rename / after `nginx -s reload` returns... no:
+    before it is sent) to the first response carrying the new body, polled every 1 ms.
+    --kind signpost: --swap 'CMD' writes the new config (write-temp-then-rename);
+    --kind nginx: --swap 'CMD' rewrites the conf and sends the reload.
+    --url URL, --expect STRING (substring of the new body), --timeout S."""
+    o = opts(args)
+    expect = o["expect"].encode()
+    timeout = float(o.get("timeout", "30"))
+    t0 = time.monotonic()
+    r = subprocess.run(["bash", "-c", o["swap"]], capture_output=True, text=True)
+    t_swapped = time.monotonic()
+    if r.returncode != 0:
+        print(json.dumps({"error": f"swap failed: {r.stderr.strip()}"}))
+        return 1
+    while time.monotonic() - t0 < timeout:
+        st, body = http_status(o["url"], timeout=1.0)
+        if st == 200 and expect in body:
+            print(json.dumps({"latency_s": round(time.monotonic() - t0, 5), "swap_cmd_s": round(t_swapped - t0, 5)}))
+            return 0
+        time.sleep(0.001)
+    print(json.dumps({"error": f"new body not served within {timeout}s"}))
+    return 1
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_int(x):
+    return "–" if x is None else f"{x:,.0f}"
+
+
+def fmt_us(x):
+    if x is None:
+        return "–"
+    return f"{x / 1000:.2f} ms" if x >= 1000 else f"{x:.0f} µs"
+
+
+def fmt_mb(kb):
+    return "–" if kb is None else f"{kb / 1024:.1f} MiB"
+
+
+def fmt_s(s):
+    if s is None:
+        return "–"
+    return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def cmd_render(args):
+    results_path, meta_path = args
+    recs = [json.loads(l) for l in open(results_path) if l.strip()]
+    meta = json.load(open(meta_path))
+    out = []
+    w = out.append
+    w(f"# signpost benchmark — {meta.get('date', '')}")
+    w("")
+    w(f"- machine: {meta.get('nproc')} CPUs, {meta.get('cpu_model')}, {meta.get('mem_total')}, kernel {meta.get('kernel')}")
+    w(f"- versions: signpost {meta.get('git_rev')}, {meta.get('rustc')}, {meta.get('nginx_version')}, {meta.get('wrk_version')}")
+    w(f"- load: `wrk -t{meta.get('wrk_threads')} -c{meta.get('conns')} -d{meta.get('duration')}s` keep-alive, "
+      f"{meta.get('rounds')} interleaved rounds per target, medians reported; wrk shares the machine's "
+      f"{meta.get('nproc')} cores with the server, so RPS is capped by the load generator and "
+      "**requests per server CPU-second** is the fairer efficiency figure")
+    w(f"- request: `GET {meta.get('prm_path')}` ({meta.get('body_bytes')} byte body) for one of "
+      f"{meta.get('load_servers'):,} servers; every target sends the same body and the same "
+      "Content-Type, Cache-Control, ETag, Access-Control-Allow-Origin")
+    w(f"- signpost: {meta.get('signpost_threads')} threads after start; hyper_baseline: tokio multi-thread, "
+      f"{meta.get('hyper_threads')} workers; nginx: worker_processes {meta.get('nginx_workers')}, "
+      "keepalive_requests 1000000 (the default of 1000 would close every wrk connection each 1000 requests), "
+      "access_log off, open_file_cache on for the static variant")
+    w("")
+
+    loads = [r for r in recs if r.get("kind") == "load" and "error" not in r]
+    errs = [r for r in recs if r.get("kind") == "load" and "error" in r]
+    targets = []
+    for r in loads:
+        if r["target"] not in targets:
+            targets.append(r["target"])
+    summary = {}
+    for t in targets:
+        rs = [r for r in loads if r["target"] == t]
+        summary[t] = {
+            "rps": med([r["rps"] for r in rs]),
+            "p50": med([r["p50_us"] for r in rs]),
+            "p99": med([r["p99_us"] for r in rs]),
+            "rpc": med([r["req_per_cpu_s"] for r in rs]),
+            "util": med([r["server_cpu_s"] / r["wall_s"] for r in rs]),
+            "errors": sum(r["errors"] for r in rs),
+            "rounds": len(rs),
+            "rps_all": [r["rps"] for r in rs],
+        }
+    for t, hwm in meta.get("peak_rss_kb", {}).items():
+        if t in summary:
+            summary[t]["hwm"] = hwm
+    nginx_ts = [t for t in targets if t.startswith("nginx")]
+    best_nginx = max(nginx_ts, key=lambda t: summary[t]["rps"]) if nginx_ts else None
+
+    w("## (a–c) PRM under keep-alive load")
+    w("")
+    w("| target | median RPS | RPS per round | p50 | p99 | req / server CPU-s | server CPU (cores) | peak RSS | errors |")
+    w("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for t in targets:
+        s = summary[t]
+        name = t + (" (faster nginx)" if t == best_nginx and len(nginx_ts) > 1 else "")
+        w(f"| {name} | {fmt_int(s['rps'])} | {' / '.join(fmt_int(x) for x in s['rps_all'])} | {fmt_us(s['p50'])} | "
+          f"{fmt_us(s['p99'])} | {fmt_int(s['rpc'])} | {s['util']:.2f} | {fmt_mb(s.get('hwm'))} | {s['errors']} |")
+    w("")
+    sp = summary.get("signpost")
+    if sp:
+        def ratio(other, key):
+            o = summary.get(other)
+            if not o or not o.get(key) or sp.get(key) is None:
+                return "–"
+            return f"{sp[key] / o[key]:.2f}"
+        w("| ratio | RPS | req / server CPU-s |")
+        w("|---|---:|---:|")
+        w(f"| signpost / hyper_baseline | {ratio('hyper_baseline', 'rps')} | {ratio('hyper_baseline', 'rpc')} |")
+        if best_nginx:
+            w(f"| signpost / {best_nginx} | {ratio(best_nginx, 'rps')} | {ratio(best_nginx, 'rpc')} |")
+        w("")
+    if meta.get("peak_rss_note"):
+        w(meta["peak_rss_note"])
+        w("")
+    for r in errs:
+        w(f"- **{r['target']} round {r['round']} failed**: {r['error']}")
+    if errs:
+        w("")
+
+    scales = [r for r in recs if r.get("kind") == "scale"]
+    if scales:
+        w("## (d, e) config load, start-up and memory by number of servers")
+        w("")
+        w("| servers | config | `check` wall | `check` peak RSS | `serve` spawn → first PRM 200 | spawn → /readyz 200 | `serve` VmHWM | `serve` VmRSS | SIGTERM → exit |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in scales:
+            c, s = r.get("check", {}), r.get("serve", {})
+            if c.get("rc") not in (0, None):
+                cw = f"exit {c.get('rc')}"
+            else:
+                cw = fmt_s(c.get("wall_s"))
+            if "error" in s:
+                w(f"| {r['servers']:,} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
+                  f"serve failed: {s['error']} | | | | |")
+                continue
+            stop = fmt_s(s.get("stop_s")) + ("" if s.get("stop_rc") == 0 else f" (exit {s.get('stop_rc')})")
+            w(f"| {r['servers']:,} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
+              f"{fmt_s(s.get('first_prm_s'))} | {fmt_s(s.get('ready_s'))} | {fmt_mb(s.get('hwm_kb'))} | "
+              f"{fmt_mb(s.get('rss_kb'))} | {stop} |")
+        w("")
+        w("`check` prints every URL served (to /dev/null here), so its time includes rendering that listing. "
+          "Peak RSS of `check` is wait4's ru_maxrss (what `/usr/bin/time -v` reports); "
+          "`serve` memory is read from /proc/<pid>/status 0.2 s after the first 200.")
+        w("")
+    st = [r for r in recs if r.get("kind") == "startup"]
+    if st:
+        w("## (e) start-up to first served request")
+        w("")
+        w("| target | servers | spawn → first 200 (median of runs) | runs |")
+        w("|---|---:|---:|---|")
+        for t in sorted({r["target"] for r in st}):
+            rs = [r for r in st if r["target"] == t and "first_prm_s" in r]
+            w(f"| {t} | {rs[0].get('servers', '–') if rs else '–'} | {fmt_s(med([r['first_prm_s'] for r in rs]))} | "
+              f"{', '.join(fmt_s(r['first_prm_s']) for r in rs)} |")
+        w("")
+    rl = [r for r in recs if r.get("kind") == "reload"]
+    if rl:
+        w("## reload latency (config replaced → first response with the new document, polled every 1 ms)")
+        w("")
+        w("| target | servers | median | max | runs |")
+        w("|---|---:|---:|---:|---:|")
+        for t in [x for x in ("signpost", "nginx") if any(r["target"] == x for r in rl)]:
+            rs = [r["latency_s"] for r in rl if r["target"] == t and "latency_s" in r]
+            fails = [r for r in rl if r["target"] == t and "error" in r]
+            w(f"| {t} | {meta.get('load_servers'):,} | {fmt_s(med(rs))} | {fmt_s(max(rs) if rs else None)} | "
+              f"{len(rs)}{f' ({len(fails)} failed)' if fails else ''} |")
+        w("")
+    ru = [r for r in recs if r.get("kind") == "reload_load"]
+    if ru:
+        w("## reload under load")
+        w("")
+        w("| target | reloads | requests | RPS | errors (connect / read / write / timeout / non-2xx) | p99 | max latency |")
+        w("|---|---:|---:|---:|---|---:|---:|")
+        for r in ru:
+            if "error" in r:
+                w(f"| {r['target']} | | | | failed: {r['error']} | | |")
+                continue
+            w(f"| {r['target']} | {r['reloads']} | {fmt_int(r['requests'])} | {fmt_int(r['rps'])} | "
+              f"{r['err_connect']} / {r['err_read']} / {r['err_write']} / {r['err_timeout']} / {r['err_status']} | "
+              f"{fmt_us(r['p99_us'])} | {fmt_us(r['max_us'])} |")
+        w("")
+    for n in meta.get("notes", []):
+        w(f"- {n}")
+    print("\n".join(out))
+    return 0
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    cmd, args = argv[1], argv[2:]
+    if cmd == "ports":
+        socks = []
+        for _ in range(int(args[0])):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        print(" ".join(str(s.getsockname()[1]) for s in socks))
+        for s in socks:
+            s.close()
+        return 0
+    if cmd == "wait-http":
+        return 0 if wait_http(args[0], float(args[1]) if len(args) > 1 else 60, interval=0.02) else 1
+    if cmd == "mem":
+        print(json.dumps(mem(int(args[0]))))
+        return 0
+    if cmd == "cpu":
+        print(cpu_ticks(int(args[0])) / CLK_TCK)
+        return 0
+    if cmd == "timed":
+        return cmd_timed(args)
+    if cmd == "startup":
+        return cmd_startup(args)
+    if cmd == "load":
+        return cmd_load(args)
+    if cmd == "reload-latency":
+        return cmd_reload_latency(args)
+    if cmd == "render":
+        return cmd_render(args)
+    print(f"benchlib: unknown subcommand {cmd}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv) or 0)
