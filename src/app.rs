@@ -78,14 +78,15 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         config = %registry.source.path,
         "signpost listening"
     );
-    let state = AppState::with_grace(registry, args.shutdown_grace);
+    let state = AppState::with_timing(registry, args.shutdown_grace, args.shutdown_delay);
     run(public, admin, state, crate::shutdown::signal()).await;
     tracing::info!("drained; bye");
     ExitCode::SUCCESS
 }
 
-/// Serves both listeners until `shutdown`: `/readyz` turns 503, the public listener drains, then
-/// the admin listener (which keeps answering `/readyz` meanwhile) stops.
+/// Serves both listeners until `shutdown`; then `/readyz` turns 503, everything keeps serving for
+/// the state's `shutdown_delay`, the public listener stops accepting and drains, and last the admin
+/// listener (which answers `/readyz` with 503 meanwhile) stops.
 pub async fn run(
     public: TcpListener,
     admin: TcpListener,
@@ -106,6 +107,10 @@ pub async fn run(
     ));
     shutdown.await;
     state.begin_drain();
+    if !state.shutdown_delay.is_zero() {
+        tracing::info!(delay = ?state.shutdown_delay, "readyz now 503; serving on until the shutdown delay ends");
+        tokio::time::sleep(state.shutdown_delay).await;
+    }
     let _ = stop_public.send(true);
     let _ = public_task.await;
     let _ = stop_admin.send(true);

@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// How long to let open connections finish after SIGTERM/SIGINT (e.g. `10s`, `500ms`).
     #[arg(long, env = "SIGNPOST_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// After SIGTERM/SIGINT, keep serving this long with `/readyz` answering 503 before the
+    /// public listener stops accepting, so load balancers stop routing first (e.g. `5s` in
+    /// Kubernetes).
+    #[arg(long, env = "SIGNPOST_SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
     /// How often to re-read the config file as a safety net for filesystems whose change
     /// notifications are unreliable (e.g. `5s`; `0s` disables).
     #[arg(long, env = "SIGNPOST_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]

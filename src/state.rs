@@ -33,6 +33,9 @@ pub struct AppState {
     last_load: Mutex<LoadOutcome>,
     /// How long a drain may take before connections are dropped.
     pub shutdown_grace: Duration,
+    /// How long to keep serving after a shutdown signal, with `/readyz` already 503, before the
+    /// public listener stops accepting (lets load balancers take the pod out of rotation first).
+    pub shutdown_delay: Duration,
 }
 
 impl AppState {
@@ -48,15 +51,17 @@ impl AppState {
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            shutdown_delay: Duration::ZERO,
         };
         state.note_success(&state.registry.load());
         Arc::new(state)
     }
 
-    /// The same, with a drain limit.
-    pub fn with_grace(registry: Registry, grace: Duration) -> Arc<AppState> {
+    /// The same, with a drain limit and a delay before the public listener stops accepting.
+    pub fn with_timing(registry: Registry, grace: Duration, delay: Duration) -> Arc<AppState> {
         let mut state = Arc::into_inner(AppState::new(registry)).expect("just created");
         state.shutdown_grace = grace;
+        state.shutdown_delay = delay;
         Arc::new(state)
     }
 
