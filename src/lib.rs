@@ -27,6 +27,7 @@ pub mod app;
 pub mod challenge;
 pub mod cli;
 pub mod config;
+pub mod fetch;
 pub mod metrics;
 pub mod public;
 pub mod registry;
