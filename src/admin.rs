@@ -15,9 +15,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::challenge::{AuthError, challenge};
+use crate::config::ModeKind;
 use crate::metrics::Kind;
 use crate::public::{self, ANY_ORIGIN};
+use crate::registry::Registry;
 use crate::state::AppState;
+use crate::upstream::discover::{Use, judge};
 
 const EXPOSE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -37,9 +40,10 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
         ("/status", true) => public::json(StatusCode::OK, status(state)),
         ("/metrics", true) => {
             let registry = state.registry();
-            let body = state
+            let mut body = state
                 .metrics
                 .render(registry.source.generation, registry.config.servers.len());
+            upstream_metrics(state, &mut body);
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response
                 .headers_mut()
@@ -120,8 +124,81 @@ fn status(state: &AppState) -> String {
         },
         "public_urls": registry.sites.iter().map(|s| s.site.base()).collect::<Vec<_>>(),
         "draining": state.is_draining(),
+        "upstreams": upstreams(state, &registry),
     })
     .to_string()
+}
+
+/// Per server with `"discover": true`: where its upstream metadata came from, how old it is, what
+/// is wrong with it, and why the last fetch failed.
+fn upstreams(state: &AppState, registry: &Registry) -> serde_json::Value {
+    let now = SystemTime::now();
+    let mut out = serde_json::Map::new();
+    for server in registry.config.servers.iter().filter(|s| s.discover) {
+        let Some(issuer) = &server.upstream_issuer else {
+            continue;
+        };
+        let status = state.upstreams.status(issuer).unwrap_or_default();
+        let used_as = match server.mode {
+            ModeKind::Facade => Use::Facade,
+            _ => Use::Delegate,
+        };
+        let mut findings = status.findings.clone();
+        if let Some(doc) = &status.document {
+            findings.extend(judge(doc, used_as));
+        }
+        let pending = server.mode == ModeKind::Facade && status.document.is_none();
+        out.insert(
+            server.name.clone(),
+            json!({
+                "issuer": issuer,
+                "source": status.source,
+                "fetched_at": status.fetched_at.map(rfc3339),
+                "age_seconds": status.fetched_at.and_then(|t| now.duration_since(t).ok()).map(|d| d.as_secs()),
+                "findings": findings,
+                "last_error": status.last_error.map(|f| f.message),
+                "last_attempt_at": status.last_attempt_at.map(rfc3339),
+                "attempts": status.attempts,
+                "serving": if pending { "503: upstream metadata not fetched yet" } else { "ok" },
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+fn upstream_metrics(state: &AppState, out: &mut String) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+    let _ = write!(
+        out,
+        "# HELP signpost_upstream_fetches_total Upstream metadata fetches, by result.\n\
+         # TYPE signpost_upstream_fetches_total counter\n\
+         signpost_upstream_fetches_total{{result=\"ok\"}} {}\n\
+         signpost_upstream_fetches_total{{result=\"error\"}} {}\n",
+        state.upstreams.fetches_ok.load(Ordering::Relaxed),
+        state.upstreams.fetches_error.load(Ordering::Relaxed),
+    );
+    let all = state.upstreams.all();
+    if all.is_empty() {
+        return;
+    }
+    out.push_str(
+        "# HELP signpost_upstream_age_seconds Age of the upstream metadata being served.\n",
+    );
+    out.push_str("# TYPE signpost_upstream_age_seconds gauge\n");
+    let now = SystemTime::now();
+    let mut issuers: Vec<_> = all.into_iter().collect();
+    issuers.sort_by(|a, b| a.0.cmp(&b.0));
+    for (issuer, status) in issuers {
+        if let Some(age) = status.fetched_at.and_then(|t| now.duration_since(t).ok()) {
+            let label = issuer.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "signpost_upstream_age_seconds{{issuer=\"{label}\"}} {}",
+                age.as_secs()
+            );
+        }
+    }
 }
 
 /// `2026-11-26T14:20:16Z`.

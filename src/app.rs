@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::challenge::{AuthError, challenge};
 use crate::cli::{CheckArgs, HintArgs, ServeArgs};
 use crate::config::{DEMO, ModeKind, Problems};
+use crate::fetch::{Fetcher, Limits};
 use crate::registry::{Registry, prm_path};
 use crate::state::{self, AppState};
 
@@ -79,7 +80,24 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         "signpost listening"
     );
     let state = AppState::with_timing(registry, args.shutdown_grace, args.shutdown_delay);
+    tokio::spawn(crate::upstream::run(
+        state.clone(),
+        Fetcher::new(Limits::default()),
+    ));
+    let options = crate::reload::Options {
+        poll_interval: args.poll_interval,
+        watch_events: true,
+    };
+    let reloading = args
+        .config
+        .clone()
+        .map(|p| crate::reload::spawn(p, state.clone(), options));
+    let sighup = crate::reload::on_sighup(reloading.as_ref().map(crate::reload::Reloading::handle));
     run(public, admin, state, crate::shutdown::signal()).await;
+    if let Some(task) = sighup {
+        task.abort();
+    }
+    drop(reloading);
     tracing::info!("drained; bye");
     ExitCode::SUCCESS
 }
@@ -148,7 +166,91 @@ pub fn check(args: CheckArgs) -> ExitCode {
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = print_routes(&mut out, &registry).and_then(|()| out.flush());
-    ExitCode::SUCCESS
+    drop(out);
+    if !args.online {
+        return ExitCode::SUCCESS;
+    }
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(check_online(&registry)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
+async fn check_online(registry: &Registry) -> ExitCode {
+    use crate::upstream::discover::{Severity, Use, discover, judge};
+    let fetcher = Fetcher::new(Limits::default());
+    let mut issuers: Vec<&str> = registry
+        .config
+        .servers
+        .iter()
+        .filter_map(|s| s.upstream_issuer.as_deref())
+        .collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    let fetches = issuers.iter().map(|issuer| {
+        let fetcher = fetcher.clone();
+        let issuer = (*issuer).to_owned();
+        tokio::spawn(async move { (issuer.clone(), discover(&fetcher, &issuer).await) })
+    });
+    let mut found = std::collections::HashMap::new();
+    for task in fetches.collect::<Vec<_>>() {
+        if let Ok((issuer, d)) = task.await {
+            found.insert(issuer, d);
+        }
+    }
+    let mut errors = 0;
+    let mut out = String::from("\nupstreams (online):\n");
+    for server in &registry.config.servers {
+        let Some(d) = server.upstream_issuer.as_ref().and_then(|i| found.get(i)) else {
+            continue;
+        };
+        let issuer = server.upstream_issuer.as_deref().unwrap_or("");
+        out.push_str(&format!(
+            "\n{} ({}) upstream {issuer}\n",
+            server.name,
+            server.mode.as_str()
+        ));
+        for a in &d.attempts {
+            out.push_str(&format!("  tried   {} → {}\n", a.url, a.result));
+        }
+        let mut findings = d.findings.clone();
+        if let Some((source, doc)) = &d.document {
+            out.push_str(&format!("  using   {source}\n"));
+            let used_as = if server.mode == ModeKind::Facade {
+                Use::Facade
+            } else {
+                Use::Delegate
+            };
+            findings.extend(judge(doc, used_as));
+        }
+        if findings.is_empty() {
+            out.push_str("  ok      no findings\n");
+        }
+        for f in &findings {
+            let label = match f.severity {
+                Severity::Error => {
+                    errors += 1;
+                    "error  "
+                }
+                Severity::Warning => "warning",
+            };
+            out.push_str(&format!("  {label} {}: {}\n", f.code, f.message));
+        }
+    }
+    print!("{out}");
+    if errors > 0 {
+        eprintln!(
+            "{errors} error finding{}: some clients cannot log in",
+            if errors == 1 { "" } else { "s" }
+        );
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()> {

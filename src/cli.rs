@@ -74,6 +74,10 @@ pub struct CheckArgs {
     /// The JSON config file.
     #[arg(long, env = "SIGNPOST_CONFIG")]
     pub config: PathBuf,
+    /// Also fetch every delegate and facade upstream's metadata once and report what breaks which
+    /// clients; exit 1 on any error finding.
+    #[arg(long)]
+    pub online: bool,
 }
 
 #[derive(Debug, Args)]

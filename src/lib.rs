@@ -34,3 +34,4 @@ pub mod registry;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod upstream;

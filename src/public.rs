@@ -26,6 +26,9 @@ pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const PREFLIGHT_HEADERS: HeaderValue = HeaderValue::from_static(
     "mcp-protocol-version, authorization, content-type, accept, mcp-session-id, last-event-id",
 );
+/// Seconds a client should wait before asking again for a facade document that is not ready.
+const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 const NOT_FOUND_BODY: &str =
     r#"{"error":"not_found","error_description":"no discovery document at this URL"}"#;
@@ -89,6 +92,13 @@ fn target<'r, B>(registry: &'r Registry, req: &Request<B>) -> Target<'r> {
 }
 
 fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    if doc.status != StatusCode::OK {
+        let mut response = json(doc.status, doc.body.clone());
+        let h = response.headers_mut();
+        h.insert(header::RETRY_AFTER, RETRY_AFTER);
+        h.insert(header::CACHE_CONTROL, NO_STORE);
+        return response;
+    }
     let fresh = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()

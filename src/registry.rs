@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::config::{Config, ModeKind, Server, Site};
+use crate::config::{Config, HostedAs, ModeKind, Server, Site};
+use crate::upstream::Documents;
 
 /// The well-known prefix of protected-resource metadata (RFC 9728 §3).
 pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
@@ -32,6 +34,8 @@ pub enum DocKind {
 #[derive(Debug, Clone)]
 pub struct Doc {
     pub kind: DocKind,
+    /// 200, or 503 for a facade whose upstream endpoints are not known yet.
+    pub status: StatusCode,
     pub body: Bytes,
     /// A strong ETag: `"<first 128 bits of the body's SHA-256, hex>"`.
     pub etag: HeaderValue,
@@ -82,8 +86,18 @@ pub struct Resolved<'a> {
 }
 
 impl Registry {
-    /// Renders every document of `config`.
+    /// Renders every document of `config`; facade servers that discover their upstream and have no
+    /// endpoints in the config answer 503 until [`Registry::with_upstreams`] supplies them.
     pub fn build(config: Config, source: Source) -> Registry {
+        Registry::build_with(config, source, &Documents::new())
+    }
+
+    /// The same config rendered again with the upstream documents known now.
+    pub fn with_upstreams(&self, upstreams: &Documents) -> Registry {
+        Registry::build_with(self.config.clone(), self.source.clone(), upstreams)
+    }
+
+    fn build_with(config: Config, source: Source, upstreams: &Documents) -> Registry {
         let mut sites: Vec<SiteRoutes> = config
             .sites
             .iter()
@@ -107,11 +121,20 @@ impl Registry {
                 }
                 if let Some(auth) = server.auth.get(si) {
                     if let Some(hosted) = &auth.hosted {
-                        let body = render_as(server, &auth.issuer, hosted);
-                        sites[hosted.site].docs.insert(
-                            hosted.well_known_path.as_str().into(),
-                            doc(DocKind::As, body),
-                        );
+                        let upstream = server
+                            .upstream_issuer
+                            .as_ref()
+                            .filter(|_| server.discover)
+                            .and_then(|issuer| upstreams.get(issuer));
+                        let rendered =
+                            render_as(server, &auth.issuer, hosted, upstream.map(|d| &**d));
+                        let doc = match rendered {
+                            Some(body) => doc(DocKind::As, body),
+                            None => pending(server),
+                        };
+                        sites[hosted.site]
+                            .docs
+                            .insert(hosted.well_known_path.as_str().into(), doc);
                     }
                 }
             }
@@ -205,8 +228,26 @@ fn doc(kind: DocKind, value: Value) -> Doc {
     let etag = format!("\"{}\"", hex(&digest[..16]));
     Doc {
         kind,
+        status: StatusCode::OK,
         body: Bytes::from(body),
         etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+    }
+}
+
+/// The 503 a facade answers until its upstream's endpoints are known.
+fn pending(server: &Server) -> Doc {
+    let body = json!({
+        "error": "temporarily_unavailable",
+        "error_description": format!(
+            "signpost has not fetched the metadata of upstream {} yet; retry shortly (GET /status on the admin listener says why)",
+            server.upstream_issuer.as_deref().unwrap_or("")
+        ),
+    });
+    Doc {
+        kind: DocKind::As,
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        body: Bytes::from(body.to_string()),
+        etag: HeaderValue::from_static("\"pending\""),
     }
 }
 
@@ -240,16 +281,37 @@ fn render_prm(server: &Server, resource: &str, issuer: &str) -> Value {
 }
 
 /// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
-fn render_as(server: &Server, issuer: &str, hosted: &crate::config::HostedAs) -> Value {
+/// A facade takes what its config leaves out from the upstream's document; `None` when the
+/// authorization or token endpoint is still unknown.
+fn render_as(
+    server: &Server,
+    issuer: &str,
+    hosted: &HostedAs,
+    upstream: Option<&Map<String, Value>>,
+) -> Option<Value> {
+    let from_upstream = |key: &str| upstream.and_then(|u| u.get(key)).filter(|v| !is_empty(v));
+    let url = |configured: &str, key: &str| -> Option<Value> {
+        if configured.is_empty() {
+            from_upstream(key).filter(|v| v.is_string()).cloned()
+        } else {
+            Some(json!(configured))
+        }
+    };
     let mut m = Map::new();
     m.insert("issuer".into(), json!(issuer));
     m.insert(
         "authorization_endpoint".into(),
-        json!(hosted.authorization_endpoint),
+        url(&hosted.authorization_endpoint, "authorization_endpoint")?,
     );
-    m.insert("token_endpoint".into(), json!(hosted.token_endpoint));
-    if let Some(r) = &hosted.registration_endpoint {
-        m.insert("registration_endpoint".into(), json!(r));
+    m.insert(
+        "token_endpoint".into(),
+        url(&hosted.token_endpoint, "token_endpoint")?,
+    );
+    if let Some(r) = url(
+        hosted.registration_endpoint.as_deref().unwrap_or(""),
+        "registration_endpoint",
+    ) {
+        m.insert("registration_endpoint".into(), r);
     }
     m.insert("response_types_supported".into(), json!(["code"]));
     m.insert(
@@ -263,9 +325,31 @@ fn render_as(server: &Server, issuer: &str, hosted: &crate::config::HostedAs) ->
             json!(hosted.token_endpoint_auth_methods_supported),
         );
     }
+    for key in [
+        "token_endpoint_auth_methods_supported",
+        "revocation_endpoint",
+        "client_id_metadata_document_supported",
+    ] {
+        if !m.contains_key(key) {
+            if let Some(v) = from_upstream(key) {
+                m.insert(key.into(), v.clone());
+            }
+        }
+    }
     if !server.scopes.is_empty() {
         m.insert("scopes_supported".into(), json!(server.scopes));
     }
     debug_assert!(server.mode == ModeKind::Facade || server.mode == ModeKind::Gateway);
-    Value::Object(m)
+    Some(Value::Object(m))
+}
+
+/// `null`, `""`, `[]` or `{}`: values a document must never carry.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
 }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{self, Problems};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, Source, hex};
+use crate::upstream::Upstreams;
 
 /// How long `serve` waits for open connections to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,6 +37,13 @@ pub struct AppState {
     /// How long to keep serving after a shutdown signal, with `/readyz` already 503, before the
     /// public listener stops accepting (lets load balancers take the pod out of rotation first).
     pub shutdown_delay: Duration,
+    /// Upstream IdP metadata fetched at runtime (servers with `"discover": true`).
+    pub upstreams: Upstreams,
+    /// Serialises the writers of `registry` (reloads and upstream refreshes), so neither can
+    /// overwrite a snapshot the other just installed.
+    writer: Mutex<()>,
+    /// Bumped after every install, so the upstream tasks learn about a new config.
+    installs: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
@@ -52,6 +60,9 @@ impl AppState {
             draining: AtomicBool::new(false),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             shutdown_delay: Duration::ZERO,
+            upstreams: Upstreams::default(),
+            writer: Mutex::new(()),
+            installs: tokio::sync::watch::Sender::new(0),
         };
         state.note_success(&state.registry.load());
         Arc::new(state)
@@ -73,6 +84,12 @@ impl AppState {
     /// Installs a new snapshot in one atomic store; requests already holding the old one finish
     /// with it.
     pub fn install(&self, registry: Registry) {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let registry = if crate::upstream::wanted(&registry).is_empty() {
+            registry
+        } else {
+            registry.with_upstreams(&self.upstreams.documents())
+        };
         let registry = Arc::new(registry);
         self.note_success(&registry);
         self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
@@ -82,6 +99,21 @@ impl AppState {
             error: None,
         };
         self.registry.store(registry);
+        self.installs.send_modify(|n| *n += 1);
+    }
+
+    /// Re-renders the served snapshot with the latest upstream documents (same generation).
+    pub fn refresh_upstreams(&self) {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.registry.load_full();
+        self.registry.store(Arc::new(
+            current.with_upstreams(&self.upstreams.documents()),
+        ));
+    }
+
+    /// A receiver that changes after every install of a new config.
+    pub fn subscribe_installs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.installs.subscribe()
     }
 
     /// Records a failed reload; the served snapshot stays as it is.

@@ -7,7 +7,7 @@
 
 mod locate;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -75,6 +75,8 @@ pub struct Config {
     /// `public_url` was a single string: every `Host` gets the first site.
     pub any_host: bool,
     pub cache_max_age: u64,
+    /// How often discovered upstream metadata is fetched again.
+    pub upstream_refresh: std::time::Duration,
     pub servers: Vec<Server>,
     /// Things that work but will surprise someone; printed by `check` and logged by `serve`.
     pub warnings: Vec<Problem>,
@@ -149,6 +151,11 @@ pub struct Server {
     pub resource_documentation: Option<String>,
     /// Resource paths relative to a site (without the `public_url` prefix), deduplicated.
     pub paths: Vec<String>,
+    /// The upstream IdP's issuer (delegate and facade), byte-for-byte.
+    pub upstream_issuer: Option<String>,
+    /// `"discover": true`: fetch the upstream's metadata at runtime (and fill a facade's
+    /// endpoints the config leaves out).
+    pub discover: bool,
     /// The authorization server advertised in this server's PRM, per site (same order as
     /// [`Config::sites`]); empty for mode `none`.
     pub auth: Vec<AuthServer>,
@@ -183,6 +190,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
         file: file.to_owned(),
         list,
     };
+    // A byte-order mark (Windows editors write one) is not JSON; editors do not show it either.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let root: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -193,10 +202,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
                     .map_or(e.to_string(), |(m, _)| m.to_owned())
             );
             return Err(problems(vec![Problem {
-                pos: Some(Pos {
-                    line: e.line(),
-                    column: e.column(),
-                }),
+                pos: Some(syntax_error_pos(text, e.line(), e.column())),
                 path: String::new(),
                 message,
             }]));
@@ -207,6 +213,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
         loc: &loc,
         problems: Vec::new(),
         warnings: Vec::new(),
+        expanding: None,
     };
     for (path, pos) in &loc.duplicates {
         v.problems.push(Problem {
@@ -219,6 +226,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
     let config = v.config(&root);
     if v.problems.is_empty() {
         let mut config = config.expect("a config is built whenever no problem was found");
+        v.warnings
+            .sort_by_key(|p| p.pos.map(|p| (p.line, p.column)));
         config.warnings = v.warnings;
         Ok(config)
     } else {
@@ -228,10 +237,29 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
     }
 }
 
+/// The position of a `serde_json` syntax error, in the units every other problem uses: serde_json
+/// counts the bytes read on the line (0 when none was), problems count characters from 1.
+fn syntax_error_pos(text: &str, line: usize, byte_column: usize) -> Pos {
+    let line_text = text.split('\n').nth(line.saturating_sub(1)).unwrap_or("");
+    let mut end = byte_column.min(line_text.len());
+    // A multi-byte character cut by the error belongs to it: count it.
+    while !line_text.is_char_boundary(end) {
+        end += 1;
+    }
+    Pos {
+        line: line.max(1),
+        column: line_text[..end].chars().count().max(1),
+    }
+}
+
 struct Validator<'a> {
     loc: &'a Locations,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
+    /// While expanding templates for every server and site, one bad template (`gateway.issuer`,
+    /// a fixed `facade_issuer` with several sites) would otherwise be reported once per expansion:
+    /// report each (path, position) once.
+    expanding: Option<HashSet<(String, Option<(usize, usize)>)>>,
 }
 
 /// The top-level `gateway` templates.
@@ -269,12 +297,14 @@ struct RawServer {
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
     registration_endpoint: Option<String>,
+    discover: bool,
 }
 
 const TOP_KEYS: &[&str] = &[
     "public_url",
     "resource_paths",
     "cache_max_age",
+    "upstream_refresh",
     "gateway",
     "servers",
 ];
@@ -302,6 +332,11 @@ const FACADE_KEYS: &[&str] = &[
 
 impl Validator<'_> {
     fn error_at(&mut self, pos: Option<Pos>, path: &str, message: impl Into<String>) {
+        if let Some(reported) = &mut self.expanding {
+            if !reported.insert((path.to_owned(), pos.map(|p| (p.line, p.column)))) {
+                return;
+            }
+        }
         self.problems.push(Problem {
             pos,
             path: path.to_owned(),
@@ -395,14 +430,19 @@ impl Validator<'_> {
                         continue;
                     };
                     if let Some(site) = self.site(&path, s) {
-                        if let Some(other) =
-                            sites.iter().find(|o| o.host_keys[0] == site.host_keys[0])
-                        {
+                        // Any shared `Host` value (`http://h` and `https://h:80` share `h:80`)
+                        // would select only the first entry.
+                        let shared = sites.iter().find_map(|o| {
+                            site.host_keys
+                                .iter()
+                                .find(|k| o.host_keys.contains(k))
+                                .map(|k| (o, k))
+                        });
+                        if let Some((other, host)) = shared {
                             self.error(
                                 &path,
                                 format!(
-                                    "host {} is already used by public_url {}; the Host header cannot tell them apart, so give each entry its own host",
-                                    site.host_keys[0],
+                                    "host {host} is already used by public_url {}; the Host header cannot tell them apart, so give each entry its own host",
                                     other.base()
                                 ),
                             );
@@ -444,6 +484,27 @@ impl Validator<'_> {
             },
         };
 
+        let upstream_refresh = match obj.get("upstream_refresh") {
+            None => crate::upstream::DEFAULT_REFRESH,
+            Some(value) => {
+                let parsed = match value {
+                    Value::Number(n) => n.as_u64().map(std::time::Duration::from_secs),
+                    Value::String(s) => humantime::parse_duration(s).ok(),
+                    _ => None,
+                };
+                match parsed {
+                    Some(d) if d >= std::time::Duration::from_secs(10) => d,
+                    _ => {
+                        self.error(
+                            "upstream_refresh",
+                            "must be a duration of at least 10 seconds: a number of seconds or a string such as \"1h\" or \"15m\"",
+                        );
+                        crate::upstream::DEFAULT_REFRESH
+                    }
+                }
+            }
+        };
+
         let gateway = match obj.get("gateway") {
             None => GatewayTemplates::default(),
             Some(value) => self.gateway(value),
@@ -470,22 +531,22 @@ impl Validator<'_> {
         }
 
         self.conflicting_paths(&raw);
+        self.expanding = Some(HashSet::new());
         let servers = self.expand(&raw, &sites, &gateway);
+        self.expanding = None;
         self.conflicting_issuers(&servers, &raw);
         (self.problems.is_empty()).then(|| Config {
             sites,
             any_host,
             cache_max_age,
+            upstream_refresh,
             servers,
             warnings: Vec::new(),
         })
     }
 
     fn site(&mut self, path: &str, s: &str) -> Option<Site> {
-        let url = match self.http_url(path, s) {
-            Some(url) => url,
-            None => return None,
-        };
+        let url = self.http_url(path, s)?;
         if url.query().is_some() {
             self.error(path, "must not have a query (?…); remove it");
             return None;
@@ -588,6 +649,15 @@ impl Validator<'_> {
     }
 
     fn string_list(&mut self, path: &str, value: &Value) -> Vec<String> {
+        self.indexed_strings(path, value)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    /// The strings of a list with their index in the file's list (items that are not non-empty
+    /// strings are reported and skipped, so later items keep their own index).
+    fn indexed_strings(&mut self, path: &str, value: &Value) -> Vec<(usize, String)> {
         let Some(list) = value.as_array() else {
             self.error(path, "must be a list of strings");
             return Vec::new();
@@ -595,7 +665,7 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for (i, item) in list.iter().enumerate() {
             if let Some(s) = self.string(&index(path, i), item) {
-                out.push(s.to_owned());
+                out.push((i, s.to_owned()));
             }
         }
         out
@@ -722,16 +792,16 @@ impl Validator<'_> {
             },
         };
         let allowed: Vec<&str> = match mode {
-            Some(ModeKind::Delegate) => [COMMON_SERVER_KEYS, &["issuer"]].concat(),
-            Some(ModeKind::Facade) => [COMMON_SERVER_KEYS, FACADE_KEYS].concat(),
+            Some(ModeKind::Delegate) => [COMMON_SERVER_KEYS, &["issuer", "discover"]].concat(),
+            Some(ModeKind::Facade) => [COMMON_SERVER_KEYS, FACADE_KEYS, &["discover"]].concat(),
             // Without a valid mode, accept every known key so only the mode is reported.
-            None => [COMMON_SERVER_KEYS, FACADE_KEYS].concat(),
+            None => [COMMON_SERVER_KEYS, FACADE_KEYS, &["discover"]].concat(),
             Some(ModeKind::Gateway | ModeKind::None) => COMMON_SERVER_KEYS.to_vec(),
         };
         let mode_name = mode.map_or("", ModeKind::as_str);
         self.check_keys(obj, &path, &allowed, |key| {
-            FACADE_KEYS.contains(&key).then(|| {
-                let used_by = if key == "issuer" { "delegate and facade" } else { "facade" };
+            (FACADE_KEYS.contains(&key) || key == "discover").then(|| {
+                let used_by = if matches!(key, "issuer" | "discover") { "delegate and facade" } else { "facade" };
                 format!("not used in mode \"{mode_name}\" (only {used_by} servers take it); remove it or change the mode")
             })
         });
@@ -749,6 +819,7 @@ impl Validator<'_> {
             authorization_endpoint: None,
             token_endpoint: None,
             registration_endpoint: None,
+            discover: false,
         };
         for (key, value) in obj {
             let kpath = child(&path, key);
@@ -757,16 +828,15 @@ impl Validator<'_> {
             }
             match key.as_str() {
                 "scopes" => {
-                    let list = self.string_list(&kpath, value);
-                    for (i, scope) in list.iter().enumerate() {
+                    for (i, scope) in self.indexed_strings(&kpath, value) {
                         if !scope.bytes().all(is_scope_char) {
                             self.error(
                                 &index(&kpath, i),
                                 "a scope is one token of printable ASCII without spaces, '\"' or '\\' (RFC 6749 §3.3); split or fix it",
                             );
                             ok = false;
-                        } else if !server.scopes.contains(scope) {
-                            server.scopes.push(scope.clone());
+                        } else if !server.scopes.contains(&scope) {
+                            server.scopes.push(scope);
                         }
                     }
                 }
@@ -781,6 +851,10 @@ impl Validator<'_> {
                     }
                 }
                 "resource_paths" => server.paths = self.resource_paths(&kpath, value, true),
+                "discover" => match value.as_bool() {
+                    Some(b) => server.discover = b,
+                    None => self.error(&kpath, "must be true or false"),
+                },
                 "issuer" => {
                     if let Some(s) = self.string(&kpath, value) {
                         if self.issuer(&kpath, s) {
@@ -828,14 +902,18 @@ impl Validator<'_> {
             }
             Some(ModeKind::Facade) => {
                 for key in ["issuer", "authorization_endpoint", "token_endpoint"] {
-                    if !obj.contains_key(key) {
+                    if !obj.contains_key(key) && (key == "issuer" || !server.discover) {
                         self.key_error(
                             &path,
-                            format!("mode \"facade\" needs \"{key}\" (the upstream IdP's); add it"),
+                            format!("mode \"facade\" needs \"{key}\" (the upstream IdP's); add it, or set \"discover\": true to take it from the upstream's metadata"),
                         );
                     }
                 }
-                if server.registration_endpoint.is_none() {
+                self.warn(
+                    &child(&path, "mode"),
+                    "facade: if the upstream IdP adds RFC 9207 \"iss\" to its authorization response (Keycloak does by default), MCP clients compare it with the facade issuer and reject the login; turn that off at the IdP or use mode \"delegate\"",
+                );
+                if server.registration_endpoint.is_none() && !server.discover {
                     self.warn(&path, "facade without \"registration_endpoint\": the TypeScript SDK cannot register a client and the Python SDK posts to the gateway's /register; add the upstream's registration endpoint if it has one");
                 }
             }
@@ -983,6 +1061,11 @@ impl Validator<'_> {
                 resource_documentation: r.resource_documentation.clone(),
                 paths,
                 auth,
+                upstream_issuer: r
+                    .issuer
+                    .clone()
+                    .filter(|_| matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)),
+                discover: r.discover,
             });
         }
         out
@@ -1105,27 +1188,29 @@ pub fn is_scope_char(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
 }
 
+/// Keys that could hold a secret, however they are spelled: `client_secret`, `clientSecret`,
+/// `CLIENT-SECRET`, `apiKey`, `privateKey`, `accessToken`, `password`…
 fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace('-', "_");
-    const EXACT: &[&str] = &[
+    let k: String = key
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect();
+    const EXACT: &[&str] = &["credential", "credentials", "clientassertion", "pwd"];
+    const PARTS: &[&str] = &[
         "secret",
-        "token",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "bearer_token",
-        "auth_token",
-        "credentials",
-        "credential",
-        "client_assertion",
-        "apikey",
+        "password",
         "passwd",
-        "pwd",
+        "passphrase",
+        "apikey",
+        "privatekey",
+        "signingkey",
     ];
+    // `token`, `accessToken`, `refresh_token`, `id-token`…, but not `token_endpoint`.
     EXACT.contains(&k.as_str())
-        || ["secret", "password", "api_key", "private_key", "passphrase"]
-            .iter()
-            .any(|s| k.contains(s))
+        || k.ends_with("token")
+        || k.ends_with("tokens")
+        || PARTS.iter().any(|p| k.contains(p))
 }
 
 fn is_loopback_host(host: &str) -> bool {

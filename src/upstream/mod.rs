@@ -1,0 +1,200 @@
+//! Upstream IdP metadata, kept fresh at runtime for servers with `"discover": true`.
+//!
+//! One task per upstream issuer (so one fetch in flight per upstream) fetches its metadata after
+//! start, then every `upstream_refresh` with ±10 % jitter; a failure keeps the last good document
+//! (stale-if-error) and retries with exponential backoff. Serving never waits for any of this: a
+//! facade whose endpoints are not known yet answers its AS document with 503 + `Retry-After`.
+//! When a fetched document changes, the served snapshot is rebuilt with it (same generation).
+//! After a config reload only upstreams that appeared are fetched; removed ones are forgotten.
+
+pub mod discover;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::fetch::Fetcher;
+use crate::registry::Registry;
+use crate::state::AppState;
+use discover::{Attempt, Discovery, Finding, discover};
+
+/// Accepted upstream documents by issuer (the configured string).
+pub type Documents = HashMap<String, Arc<Map<String, Value>>>;
+
+/// The default `upstream_refresh`: one hour.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
+/// The first retry after a failed fetch; doubles up to [`MAX_BACKOFF`] (or the refresh interval).
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What is known about one upstream.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamStatus {
+    /// The URL the accepted document came from.
+    pub source: Option<String>,
+    pub document: Option<Arc<Map<String, Value>>>,
+    /// When the accepted document was fetched.
+    pub fetched_at: Option<SystemTime>,
+    /// Findings of the accepted document that do not depend on the mode (private host, …).
+    pub findings: Vec<Finding>,
+    /// Why the last fetch failed, if it did (the document above is then stale).
+    pub last_error: Option<Finding>,
+    pub last_attempt_at: Option<SystemTime>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Every upstream's status, and fetch counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Upstreams {
+    entries: Mutex<HashMap<String, UpstreamStatus>>,
+    pub fetches_ok: AtomicU64,
+    pub fetches_error: AtomicU64,
+}
+
+impl Upstreams {
+    /// The accepted documents, for rendering facade metadata.
+    pub fn documents(&self) -> Documents {
+        self.lock()
+            .iter()
+            .filter_map(|(issuer, s)| s.document.clone().map(|d| (issuer.clone(), d)))
+            .collect()
+    }
+
+    pub fn status(&self, issuer: &str) -> Option<UpstreamStatus> {
+        self.lock().get(issuer).cloned()
+    }
+
+    /// Every upstream's status, by issuer.
+    pub fn all(&self) -> HashMap<String, UpstreamStatus> {
+        self.lock().clone()
+    }
+
+    /// Records a discovery; returns whether the accepted document changed.
+    pub fn record(&self, issuer: &str, d: Discovery) -> bool {
+        let now = SystemTime::now();
+        let mut entries = self.lock();
+        let entry = entries.entry(issuer.to_owned()).or_default();
+        entry.last_attempt_at = Some(now);
+        entry.attempts = d.attempts;
+        match d.document {
+            Some((source, doc)) => {
+                self.fetches_ok.fetch_add(1, Ordering::Relaxed);
+                let changed = entry.document.as_deref() != Some(&doc);
+                entry.source = Some(source);
+                entry.document = Some(Arc::new(doc));
+                entry.fetched_at = Some(now);
+                entry.findings = d.findings;
+                entry.last_error = None;
+                changed
+            }
+            None => {
+                self.fetches_error.fetch_add(1, Ordering::Relaxed);
+                entry.last_error = d.findings.into_iter().next();
+                false
+            }
+        }
+    }
+
+    /// Forgets upstreams no longer in the config.
+    fn retain(&self, keep: &HashSet<String>) {
+        self.lock().retain(|issuer, _| keep.contains(issuer));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, UpstreamStatus>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The issuers the registry wants discovered.
+pub fn wanted(registry: &Registry) -> HashSet<String> {
+    registry
+        .config
+        .servers
+        .iter()
+        .filter(|s| s.discover)
+        .filter_map(|s| s.upstream_issuer.clone())
+        .collect()
+}
+
+/// Runs the upstream tasks for as long as the process lives: starts one per wanted issuer, and
+/// after every install of a new config starts the new ones and stops the removed ones.
+pub async fn run(state: Arc<AppState>, fetcher: Fetcher) {
+    let mut installs = state.subscribe_installs();
+    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        let registry = state.registry();
+        let want = wanted(&registry);
+        let refresh = registry.config.upstream_refresh;
+        drop(registry);
+        tasks.retain(|issuer, task| {
+            let keep = want.contains(issuer);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        state.upstreams.retain(&want);
+        for issuer in want {
+            tasks.entry(issuer.clone()).or_insert_with(|| {
+                tokio::spawn(keep_fresh(state.clone(), fetcher.clone(), issuer, refresh))
+            });
+        }
+        if installs.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String, refresh: Duration) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let d = discover(&fetcher, &issuer).await;
+        let ok = d.document.is_some();
+        if let Some(f) = d.findings.first().filter(|_| !ok) {
+            tracing::warn!(issuer = %issuer, retry_in = ?backoff, "upstream metadata fetch failed: {}", f.message);
+        }
+        if state.upstreams.record(&issuer, d) {
+            tracing::info!(issuer = %issuer, "upstream metadata fetched; rebuilding documents");
+            state.refresh_upstreams();
+        }
+        let wait = if ok {
+            backoff = FIRST_BACKOFF;
+            jitter(refresh, &issuer)
+        } else {
+            let wait = backoff;
+            backoff = (backoff * 2)
+                .min(MAX_BACKOFF)
+                .min(refresh.max(FIRST_BACKOFF));
+            wait
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// `base` ± 10 %, different per issuer and per call, so upstreams are not refreshed in lockstep.
+fn jitter(base: Duration, issuer: &str) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(issuer.as_bytes());
+    let unit = (h.finish() % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
+    base.mul_f64(1.0 + 0.1 * unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for i in 0..100 {
+            let j = jitter(Duration::from_secs(3600), &i.to_string());
+            assert!(
+                j >= Duration::from_secs(3240) && j <= Duration::from_secs(3960),
+                "{j:?}"
+            );
+        }
+    }
+}
