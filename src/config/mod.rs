@@ -259,8 +259,11 @@ struct Validator<'a> {
     /// While expanding templates for every server and site, one bad template (`gateway.issuer`,
     /// a fixed `facade_issuer` with several sites) would otherwise be reported once per expansion:
     /// report each (path, position) once.
-    expanding: Option<HashSet<(String, Option<(usize, usize)>)>>,
+    expanding: Option<Reported>,
 }
+
+/// The (JSON path, line and column) of each problem already reported.
+type Reported = HashSet<(String, Option<(usize, usize)>)>;
 
 /// The top-level `gateway` templates.
 struct GatewayTemplates {
@@ -903,9 +906,15 @@ impl Validator<'_> {
             Some(ModeKind::Facade) => {
                 for key in ["issuer", "authorization_endpoint", "token_endpoint"] {
                     if !obj.contains_key(key) && (key == "issuer" || !server.discover) {
+                        // Discovery starts from the issuer: only the endpoints can come from it.
+                        let or_discover = if key == "issuer" {
+                            ""
+                        } else {
+                            ", or set \"discover\": true to take it from the upstream's metadata"
+                        };
                         self.key_error(
                             &path,
-                            format!("mode \"facade\" needs \"{key}\" (the upstream IdP's); add it, or set \"discover\": true to take it from the upstream's metadata"),
+                            format!("mode \"facade\" needs \"{key}\" (the upstream IdP's); add it{or_discover}"),
                         );
                     }
                 }
