@@ -12,7 +12,7 @@ use crate::cli::{CheckArgs, HintArgs, ServeArgs};
 use crate::config::{DEMO, ModeKind, Problems};
 use crate::fetch::{Fetcher, Limits};
 use crate::registry::{Registry, prm_path};
-use crate::state::{self, AppState};
+use crate::state::{self, AppState, Settings};
 
 /// `EX_CONFIG` from sysexits.h: the config is invalid.
 pub const EX_CONFIG: u8 = 78;
@@ -79,7 +79,13 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         config = %registry.source.path,
         "signpost listening"
     );
-    let state = AppState::with_timing(registry, args.shutdown_grace, args.shutdown_delay);
+    let settings = Settings {
+        shutdown_grace: args.shutdown_grace,
+        shutdown_delay: args.shutdown_delay,
+        max_connections: args.max_connections,
+        header_read_timeout: args.header_read_timeout,
+    };
+    let state = AppState::with_settings(registry, settings);
     tokio::spawn(crate::upstream::run(
         state.clone(),
         Fetcher::new(Limits::default()),
@@ -125,9 +131,13 @@ pub async fn run(
     ));
     shutdown.await;
     state.begin_drain();
-    if !state.shutdown_delay.is_zero() {
-        tracing::info!(delay = ?state.shutdown_delay, "readyz now 503; serving on until the shutdown delay ends");
-        tokio::time::sleep(state.shutdown_delay).await;
+    let delay = state.settings.shutdown_delay;
+    if !delay.is_zero() {
+        tracing::info!(
+            ?delay,
+            "readyz now 503; serving on until the shutdown delay ends"
+        );
+        tokio::time::sleep(delay).await;
     }
     let _ = stop_public.send(true);
     let _ = public_task.await;

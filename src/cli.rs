@@ -34,6 +34,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the WWW-Authenticate value for an MCP URL or path.
     Hint(HintArgs),
+    /// Walk a deployed MCP endpoint's OAuth discovery as each client family does; exit 0 when
+    /// every family passes, 1 otherwise, 2 when the endpoint cannot be reached.
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +66,12 @@ pub struct ServeArgs {
     /// Kubernetes).
     #[arg(long, env = "SIGNPOST_SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub shutdown_delay: Duration,
+    /// Open connections per listener; beyond it new connections wait in the accept backlog.
+    #[arg(long, env = "SIGNPOST_MAX_CONNECTIONS", default_value_t = crate::state::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(usize))]
+    pub max_connections: usize,
+    /// How long a client may take to send a complete request head (slowloris bound).
+    #[arg(long, env = "SIGNPOST_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
     /// How often to re-read the config file as a safety net for filesystems whose change
     /// notifications are unreliable (e.g. `5s`; `0s` disables).
     #[arg(long, env = "SIGNPOST_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -87,4 +96,22 @@ pub struct HintArgs {
     pub config: PathBuf,
     /// An MCP endpoint URL (`https://gw.example.com/mcp/x/mcp`) or path (`/mcp/x/mcp`).
     pub resource: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The MCP endpoint URL, as clients are configured with it (`https://gw.example.com/mcp/x/mcp`).
+    pub url: String,
+    /// Print the stable JSON report (schema `signpost.probe/v1`) instead of the checklist.
+    #[arg(long)]
+    pub json: bool,
+    /// The browser origin for the CORS checks (default: the MCP Inspector's).
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// Fail every family unless `authorization_servers[0]` is exactly this issuer.
+    #[arg(long, value_name = "URL")]
+    pub expect_issuer: Option<String>,
+    /// Overall time budget for all requests (each is also limited to 3 s connect, 10 s total).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }

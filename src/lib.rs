@@ -12,6 +12,8 @@
 //! * `challenge` — the `WWW-Authenticate` value, shared by `/challenge` and `signpost hint`.
 //! * `server` — accept loops with injected listener and shutdown, graceful drain.
 //! * `cli`, `app`, `shutdown` — the command line, the commands, the signals.
+//! * `fetch` — the bounded outbound HTTP client; `probe` — `signpost probe`, the deployment
+//!   diagnosis that walks discovery as each client family does.
 //!
 //! # Paths
 //!
@@ -29,8 +31,10 @@ pub mod cli;
 pub mod config;
 pub mod fetch;
 pub mod metrics;
+pub mod probe;
 pub mod public;
 pub mod registry;
+pub mod reload;
 pub mod server;
 pub mod shutdown;
 pub mod state;

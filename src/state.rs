@@ -15,6 +15,34 @@ use crate::upstream::Upstreams;
 
 /// How long `serve` waits for open connections to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Open connections per listener beyond which new ones wait in the kernel's accept backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// How long a client may take to send its first byte, and then a complete request head
+/// (bounds slowloris clients).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Operational settings of the listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long a drain may take before connections are dropped.
+    pub shutdown_grace: Duration,
+    /// How long to keep serving after a shutdown signal, with `/readyz` already 503, before the
+    /// public listener stops accepting (lets load balancers take the pod out of rotation first).
+    pub shutdown_delay: Duration,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            shutdown_delay: Duration::ZERO,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+}
 
 /// The outcome of the most recent load or reload attempt.
 #[derive(Debug, Clone)]
@@ -32,11 +60,7 @@ pub struct AppState {
     pub metrics: Metrics,
     draining: AtomicBool,
     last_load: Mutex<LoadOutcome>,
-    /// How long a drain may take before connections are dropped.
-    pub shutdown_grace: Duration,
-    /// How long to keep serving after a shutdown signal, with `/readyz` already 503, before the
-    /// public listener stops accepting (lets load balancers take the pod out of rotation first).
-    pub shutdown_delay: Duration,
+    pub settings: Settings,
     /// Upstream IdP metadata fetched at runtime (servers with `"discover": true`).
     pub upstreams: Upstreams,
     /// Serialises the writers of `registry` (reloads and upstream refreshes), so neither can
@@ -58,8 +82,7 @@ impl AppState {
             registry: ArcSwap::from_pointee(registry),
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            shutdown_delay: Duration::ZERO,
+            settings: Settings::default(),
             upstreams: Upstreams::default(),
             writer: Mutex::new(()),
             installs: tokio::sync::watch::Sender::new(0),
@@ -70,9 +93,20 @@ impl AppState {
 
     /// The same, with a drain limit and a delay before the public listener stops accepting.
     pub fn with_timing(registry: Registry, grace: Duration, delay: Duration) -> Arc<AppState> {
+        AppState::with_settings(
+            registry,
+            Settings {
+                shutdown_grace: grace,
+                shutdown_delay: delay,
+                ..Settings::default()
+            },
+        )
+    }
+
+    /// State serving `registry` with the given listener settings.
+    pub fn with_settings(registry: Registry, settings: Settings) -> Arc<AppState> {
         let mut state = Arc::into_inner(AppState::new(registry)).expect("just created");
-        state.shutdown_grace = grace;
-        state.shutdown_delay = delay;
+        state.settings = settings;
         Arc::new(state)
     }
 

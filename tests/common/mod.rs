@@ -34,12 +34,25 @@ impl TestServer {
 
     /// The same, with a `--shutdown-delay`.
     pub async fn start_with_delay(config: &str, delay: Duration) -> TestServer {
+        let settings = signpost::state::Settings {
+            shutdown_grace: Duration::from_secs(5),
+            shutdown_delay: delay,
+            ..Default::default()
+        };
+        TestServer::start_with_settings(config, settings).await
+    }
+
+    /// The same, with every listener setting chosen by the test.
+    pub async fn start_with_settings(
+        config: &str,
+        settings: signpost::state::Settings,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("signpost.json");
         std::fs::write(&config_path, config).expect("write config");
         let registry = signpost::app::load_file(&config_path, 1)
             .unwrap_or_else(|p| panic!("test config is invalid:\n{p}"));
-        let state = AppState::with_timing(registry, Duration::from_secs(5), delay);
+        let state = AppState::with_settings(registry, settings);
         let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
@@ -265,5 +278,236 @@ where
             panic!("timed out after {deadline:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// === Hot reload, held connections and the real binary (tests/reload.rs, tests/shutdown.rs) ===
+
+/// A running signpost whose config file is watched and hot-reloaded; derefs to its [`TestServer`].
+pub struct WatchedServer {
+    pub server: TestServer,
+    /// The running watcher; `reload.reload()` is what `SIGHUP` triggers.
+    pub reload: signpost::reload::Reloading,
+}
+
+impl std::ops::Deref for WatchedServer {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for WatchedServer {
+    fn deref_mut(&mut self) -> &mut TestServer {
+        &mut self.server
+    }
+}
+
+impl TestServer {
+    /// Serves the config file already at `config_path` (inside `dir`, which the server keeps
+    /// alive), without watching it.
+    pub async fn start_at(dir: tempfile::TempDir, config_path: PathBuf) -> TestServer {
+        let registry = signpost::app::load_file(&config_path, 1)
+            .unwrap_or_else(|p| panic!("test config is invalid:\n{p}"));
+        let state = AppState::with_timing(registry, Duration::from_secs(5), Duration::ZERO);
+        let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(signpost::app::run(
+            public,
+            admin,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            public: public_addr,
+            admin: admin_addr,
+            state,
+            dir,
+            config_path,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Writes `config` to `<tempdir>/signpost.json` and serves it with the watcher running and
+    /// the poll disabled, so only file-system events (or `reload.reload()`) can reload it.
+    pub async fn start_watched(config: &str) -> WatchedServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("signpost.json");
+        std::fs::write(&config_path, config).expect("write config");
+        TestServer::start_watched_at(dir, config_path, events_only()).await
+    }
+
+    /// Serves the config file already at `config_path`, watched with `options`.
+    pub async fn start_watched_at(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        options: signpost::reload::Options,
+    ) -> WatchedServer {
+        let server = TestServer::start_at(dir, config_path).await;
+        let reload =
+            signpost::reload::spawn(server.config_path.clone(), server.state.clone(), options);
+        // Let the reloader take its first look, so a test's first edit is a change after it.
+        assert!(reload.reload().await.is_some(), "the reloader runs");
+        WatchedServer { server, reload }
+    }
+}
+
+/// Watcher options for tests that prove the notify path: events on, poll off.
+pub fn events_only() -> signpost::reload::Options {
+    signpost::reload::Options {
+        poll_interval: Duration::ZERO,
+        watch_events: true,
+    }
+}
+
+impl Conn {
+    /// Wraps a stream connected by the caller (e.g. with a small receive buffer).
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// The real `signpost serve` binary on `127.0.0.1:0` ports, logging JSON on stderr; its log lines
+/// are collected. Killed on drop.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    logs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    /// Starts `signpost serve --config <config_path> <extra…>` and waits until it listens.
+    pub async fn serve(config_path: &std::path::Path, extra: &[&str]) -> Binary {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config_path)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--log-format", "json"])
+            .args(extra)
+            .env("SIGNPOST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the signpost binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        let mut addrs = None;
+        let start = tokio::time::Instant::now();
+        while addrs.is_none() {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let logs = logs.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+                panic!("signpost exited early ({status}):\n{logs}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "signpost did not listen within 10 s"
+            );
+            addrs = logs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["fields"]["message"] == "signpost listening")
+                .map(|v| {
+                    let addr = |k: &str| -> SocketAddr {
+                        v["fields"][k]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                            .expect("address")
+                    };
+                    (addr("public"), addr("admin"))
+                });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (public, admin) = addrs.expect("listening");
+        Binary {
+            child,
+            public,
+            admin,
+            logs,
+        }
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`) with the `kill` command.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Every log message (`fields.message`) so far.
+    pub fn messages(&self) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["fields"]["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Every raw log line so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until the process exits, at most `deadline`.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let start = tokio::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "signpost still running after {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// === Upstream discovery (tests/upstream.rs) ===
+
+impl TestServer {
+    /// [`TestServer::start`] plus the upstream discovery task `signpost serve` runs, fetching with
+    /// `limits` (small ones keep the timeout tests short).
+    pub async fn start_with_upstreams(config: &str, limits: signpost::fetch::Limits) -> TestServer {
+        let server = TestServer::start(config).await;
+        tokio::spawn(signpost::upstream::run(
+            server.state.clone(),
+            signpost::fetch::Fetcher::new(limits),
+        ));
+        server
     }
 }
