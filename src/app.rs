@@ -33,7 +33,30 @@ pub fn load_file(path: &std::path::Path, generation: u64) -> Result<Registry, Pr
 
 /// `signpost serve`.
 pub async fn serve(args: ServeArgs) -> ExitCode {
-    let loaded = match &args.config {
+    // Before anything else: a SIGTERM during start-up must drain, not kill.
+    let stop = match crate::shutdown::signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            tracing::error!("cannot install the SIGTERM/SIGINT handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // `SIGNPOST_CONFIG` is read here rather than by clap, so `--demo` still works in an image
+    // that sets it; `--demo` together with an explicit `--config` is a usage error (clap).
+    let config_path = match (&args.config, args.demo) {
+        (Some(path), _) => Some(path.clone()),
+        (None, true) => None,
+        (None, false) => match std::env::var_os("SIGNPOST_CONFIG") {
+            Some(path) if !path.is_empty() => Some(std::path::PathBuf::from(path)),
+            _ => {
+                eprintln!(
+                    "error: signpost serve needs --config FILE (or SIGNPOST_CONFIG), or --demo\n\nFor more information, try 'signpost serve --help'."
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let loaded = match &config_path {
         Some(path) => load_file(path, 1),
         None => state::build(DEMO, "(demo)", 1),
     };
@@ -99,7 +122,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         .clone()
         .map(|p| crate::reload::spawn(p, state.clone(), options));
     let sighup = crate::reload::on_sighup(reloading.as_ref().map(crate::reload::Reloading::handle));
-    run(public, admin, state, crate::shutdown::signal()).await;
+    run(public, admin, state, stop).await;
     if let Some(task) = sighup {
         task.abort();
     }

@@ -41,13 +41,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The JSON config file (watched and reloaded when it changes).
-    #[arg(
-        long,
-        env = "SIGNPOST_CONFIG",
-        required_unless_present = "demo",
-        conflicts_with = "demo"
-    )]
+    /// The JSON config file (watched and reloaded when it changes) [env: SIGNPOST_CONFIG=]
+    #[arg(long, conflicts_with = "demo")]
     pub config: Option<PathBuf>,
     /// Serve the built-in demo config (DESIGN.md §3's example on http://localhost:8080).
     #[arg(long)]

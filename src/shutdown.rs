@@ -1,21 +1,18 @@
 //! The shutdown signal: `SIGTERM` (what Kubernetes sends to start a graceful shutdown) or
 //! `SIGINT` (Ctrl-C).
 
-/// Completes when the process is asked to stop.
-pub async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler can be installed");
+use std::future::Future;
+
+/// Installs the handlers now (so a signal that arrives while starting up is not lost or fatal)
+/// and returns a future that completes when the process is asked to stop.
+pub fn signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received; draining"),
             _ = int.recv() => tracing::info!("SIGINT received; draining"),
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C received; draining");
-    }
+    })
 }

@@ -629,3 +629,45 @@ fn log_format_json_emits_json_lines() {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
 }
+
+#[test]
+fn serve_demo_works_in_an_image_that_sets_signpost_config() {
+    let (public, admin) = (free_addr(), free_addr());
+    let mut child = Running::spawn(
+        signpost()
+            .env("SIGNPOST_CONFIG", "/nonexistent/signpost.json")
+            .args(["serve", "--demo"])
+            .args(["--listen", &public.to_string()])
+            .args(["--admin-listen", &admin.to_string()]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_status(admin, "/healthz") != Some(200) {
+        assert!(
+            Instant::now() < deadline && !child.exited(),
+            "the demo did not start"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(
+        http_status(
+            public,
+            "/.well-known/oauth-protected-resource/mcp/atlassian/mcp"
+        ),
+        Some(200)
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let (code, err) = child.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "stderr:\n{err}");
+    assert!(err.contains("demo"), "{err}");
+}
+
+#[test]
+fn serve_without_config_or_demo_is_a_usage_error() {
+    let o = run(signpost().args(["serve"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--config"), "{}", stderr(&o));
+}
