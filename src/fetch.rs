@@ -100,12 +100,15 @@ impl std::error::Error for FetchError {}
 pub struct Fetcher {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     limits: Limits,
+    /// Plain http to any host, not only loopback (`signpost probe` of an http deployment).
+    any_http: bool,
 }
 
 impl fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetcher")
             .field("limits", &self.limits)
+            .field("any_http", &self.any_http)
             .finish()
     }
 }
@@ -125,7 +128,18 @@ impl Fetcher {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
-        Fetcher { client, limits }
+        Fetcher {
+            client,
+            limits,
+            any_http: false,
+        }
+    }
+
+    /// Allows plain `http://` to every host, not only loopback ones. For `signpost probe`, which
+    /// must be able to diagnose an http deployment; never for upstream discovery.
+    pub fn allow_http_to_any_host(mut self) -> Fetcher {
+        self.any_http = true;
+        self
     }
 
     pub fn limits(&self) -> Limits {
@@ -163,7 +177,7 @@ impl Fetcher {
         let mut url = url.clone();
         let mut redirects = Vec::new();
         loop {
-            check_scheme(&url)?;
+            check_scheme(&url, self.any_http)?;
             let mut req = Request::builder().method(method.clone()).uri(url.as_str());
             for (k, v) in headers {
                 req = req.header(*k, *v);
@@ -229,10 +243,10 @@ async fn read_capped(mut body: hyper::body::Incoming, max: usize) -> Result<Byte
     Ok(out.freeze())
 }
 
-fn check_scheme(url: &Url) -> Result<(), FetchError> {
+fn check_scheme(url: &Url, any_http: bool) -> Result<(), FetchError> {
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
+        "http" if any_http || is_loopback(url) => Ok(()),
         _ => Err(FetchError::Insecure(url.to_string())),
     }
 }

@@ -29,5 +29,12 @@ fn main() -> ExitCode {
         },
         Command::Check(args) => signpost::app::check(args),
         Command::Hint(args) => signpost::app::hint(args),
+        Command::Probe(args) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(signpost::probe::run(args)),
+            Err(e) => {
+                eprintln!("cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

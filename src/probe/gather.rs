@@ -1,0 +1,367 @@
+//! Every request the probe makes, made once and remembered. Clients differ in which requests they
+//! make (GET or POST, which `MCP-Protocol-Version`, with or without `Origin`), so the probe makes
+//! each distinct request once and the per-family walks in `eval` read the answers.
+//!
+//! Nothing here sends credentials: no `Authorization`, no `Cookie`, no client certificate.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::Method;
+use serde::Serialize;
+use url::Url;
+
+use crate::fetch::{FetchError, Fetched, Fetcher};
+
+/// The protocol version modern clients send on discovery requests.
+pub const MODERN_VERSION: &str = "2025-11-25";
+/// The version rmcp sends.
+pub const LEGACY_VERSION: &str = "2024-11-05";
+/// What the browser asks to send on the MCP endpoint.
+pub const MCP_PREFLIGHT_HEADERS: &str = "authorization, content-type, mcp-protocol-version";
+
+const INITIALIZE: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","#,
+    r#""capabilities":{},"clientInfo":{"name":"signpost-probe","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""}}}"#
+);
+
+/// Which request, as a client makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `POST` an MCP `initialize` without a token.
+    Post,
+    /// `GET` the MCP URL (rmcp's first request).
+    Get,
+    /// `GET` a document with `MCP-Protocol-Version: 2025-11-25`.
+    Modern,
+    /// `GET` a document with `MCP-Protocol-Version: 2024-11-05` (rmcp).
+    Legacy,
+    /// `GET` the target of a cross-origin redirect (only Python follows one).
+    PythonFollow,
+    /// Browser: `OPTIONS` preflight of the MCP `POST`.
+    McpPreflight,
+    /// Browser: the `POST initialize` with `Origin`.
+    CorsPost,
+    /// Browser: `OPTIONS` preflight of a document `GET` with `mcp-protocol-version`.
+    Preflight,
+    /// Browser: the document `GET` with `Origin` and `MCP-Protocol-Version`.
+    CorsGet,
+    /// Browser: the retry without custom headers after a failed preflight.
+    CorsSimpleGet,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Post => "POST initialize, no token",
+            Kind::Get => "GET, no token (as rmcp)",
+            Kind::Modern => "GET, MCP-Protocol-Version: 2025-11-25",
+            Kind::Legacy => "GET, MCP-Protocol-Version: 2024-11-05 (as rmcp)",
+            Kind::PythonFollow => "GET after a cross-origin redirect (only Python follows it)",
+            Kind::McpPreflight => "OPTIONS preflight of the POST, with Origin",
+            Kind::CorsPost => "POST initialize with Origin",
+            Kind::Preflight => "OPTIONS preflight for mcp-protocol-version, with Origin",
+            Kind::CorsGet => "GET with Origin and MCP-Protocol-Version",
+            Kind::CorsSimpleGet => {
+                "GET with Origin, no custom headers (retry after a failed preflight)"
+            }
+        }
+    }
+}
+
+/// A response, headers kept as lines in order.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub final_url: Url,
+    pub redirects: Vec<(Url, Url)>,
+}
+
+impl Resp {
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn from(f: Fetched) -> Resp {
+        let headers = f
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Resp {
+            status: f.status.as_u16(),
+            headers,
+            body: f.body,
+            final_url: f.url,
+            redirects: f.redirects,
+        }
+    }
+}
+
+/// Why a request has no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    Fetch(FetchError),
+    /// The probe's overall time budget ran out before this request.
+    Deadline,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Fetch(e) => e.fmt(f),
+            Failed::Deadline => f.write_str("not sent: the probe's time budget ran out"),
+        }
+    }
+}
+
+impl Failed {
+    pub fn cross_origin_target(&self) -> Option<&str> {
+        match self {
+            Failed::Fetch(FetchError::CrossOriginRedirect { to, .. }) => Some(to),
+            _ => None,
+        }
+    }
+}
+
+pub type Outcome = Result<Resp, Failed>;
+
+/// One request and its answer.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub kind: Kind,
+    pub url: Url,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+}
+
+/// Everything the probe saw.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub mcp: Url,
+    pub origin: String,
+    pub exchanges: Vec<Exchange>,
+    index: HashMap<(Kind, String), usize>,
+    /// Resolved addresses of hosts the checks classify (AS hosts, the MCP host).
+    pub addrs: HashMap<String, Vec<IpAddr>>,
+}
+
+impl Observed {
+    pub fn new(mcp: Url, origin: String) -> Observed {
+        Observed {
+            mcp,
+            origin,
+            exchanges: Vec::new(),
+            index: HashMap::new(),
+            addrs: HashMap::new(),
+        }
+    }
+
+    pub fn get(&self, kind: Kind, url: &Url) -> Option<&Outcome> {
+        self.index
+            .get(&(kind, url.to_string()))
+            .map(|&i| &self.exchanges[i].outcome)
+    }
+
+    /// Records an answer (also used by unit tests to build observations by hand).
+    pub fn insert(&mut self, kind: Kind, url: &Url, outcome: Outcome, elapsed: Duration) {
+        let key = (kind, url.to_string());
+        if self.index.contains_key(&key) {
+            return;
+        }
+        self.index.insert(key, self.exchanges.len());
+        self.exchanges.push(Exchange {
+            kind,
+            url: url.clone(),
+            outcome,
+            elapsed,
+        });
+    }
+}
+
+/// Makes the requests, each at most once, within an overall deadline.
+pub struct Session {
+    fetcher: Fetcher,
+    deadline: Instant,
+    pub seen: Observed,
+}
+
+impl Session {
+    pub fn new(fetcher: Fetcher, deadline: Instant, mcp: Url, origin: String) -> Session {
+        Session {
+            fetcher,
+            deadline,
+            seen: Observed::new(mcp, origin),
+        }
+    }
+
+    /// Makes the request unless it was made already; returns its outcome.
+    pub async fn fetch(&mut self, kind: Kind, url: &Url) -> Outcome {
+        if let Some(o) = self.seen.get(kind, url) {
+            return o.clone();
+        }
+        let started = Instant::now();
+        let remaining = self.deadline.saturating_duration_since(started);
+        let outcome = if remaining.is_zero() {
+            Err(Failed::Deadline)
+        } else {
+            let origin = self.seen.origin.clone();
+            let (method, headers, body) = request_for(kind, &origin);
+            let pairs = headers.pairs();
+            let fut = self.fetcher.request(method, url, &pairs, body);
+            match tokio::time::timeout(remaining, fut).await {
+                Ok(Ok(f)) => Ok(Resp::from(f)),
+                Ok(Err(e)) => Err(Failed::Fetch(e)),
+                Err(_) => Err(Failed::Deadline),
+            }
+        };
+        self.seen
+            .insert(kind, url, outcome.clone(), started.elapsed());
+        outcome
+    }
+
+    /// Resolves `host` (bounded by the deadline and 2 s) and remembers the addresses.
+    pub async fn resolve(&mut self, url: &Url) {
+        let Some(host) = url.host_str() else { return };
+        if self.seen.addrs.contains_key(host) {
+            return;
+        }
+        let addrs = match url.host() {
+            Some(url::Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
+            Some(url::Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+            _ => {
+                let remaining = self
+                    .deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(2));
+                let port = url.port_or_known_default().unwrap_or(443);
+                match tokio::time::timeout(
+                    remaining,
+                    tokio::net::lookup_host((host.to_owned(), port)),
+                )
+                .await
+                {
+                    Ok(Ok(it)) => it.map(|a| a.ip()).collect(),
+                    _ => Vec::new(),
+                }
+            }
+        };
+        self.seen.addrs.insert(host.to_owned(), addrs);
+    }
+}
+
+fn request_for(kind: Kind, origin: &str) -> (Method, Vec<(&'static str, String)>, Bytes) {
+    let json = ("accept", "application/json".to_owned());
+    let post_headers = |with_origin: bool| {
+        let mut h = vec![
+            ("content-type", "application/json".to_owned()),
+            ("accept", "application/json, text/event-stream".to_owned()),
+        ];
+        if with_origin {
+            h.push(("origin", origin.to_owned()));
+        }
+        h
+    };
+    match kind {
+        Kind::Post => (
+            Method::POST,
+            post_headers(false),
+            Bytes::from_static(INITIALIZE.as_bytes()),
+        ),
+        Kind::CorsPost => (
+            Method::POST,
+            post_headers(true),
+            Bytes::from_static(INITIALIZE.as_bytes()),
+        ),
+        Kind::Get => (
+            Method::GET,
+            vec![
+                ("accept", "text/event-stream".to_owned()),
+                ("mcp-protocol-version", LEGACY_VERSION.to_owned()),
+            ],
+            Bytes::new(),
+        ),
+        Kind::Modern | Kind::PythonFollow => (
+            Method::GET,
+            vec![json, ("mcp-protocol-version", MODERN_VERSION.to_owned())],
+            Bytes::new(),
+        ),
+        Kind::Legacy => (
+            Method::GET,
+            vec![json, ("mcp-protocol-version", LEGACY_VERSION.to_owned())],
+            Bytes::new(),
+        ),
+        Kind::McpPreflight => (
+            Method::OPTIONS,
+            vec![
+                ("origin", origin.to_owned()),
+                ("access-control-request-method", "POST".to_owned()),
+                (
+                    "access-control-request-headers",
+                    MCP_PREFLIGHT_HEADERS.to_owned(),
+                ),
+            ],
+            Bytes::new(),
+        ),
+        Kind::Preflight => (
+            Method::OPTIONS,
+            vec![
+                ("origin", origin.to_owned()),
+                ("access-control-request-method", "GET".to_owned()),
+                (
+                    "access-control-request-headers",
+                    "mcp-protocol-version".to_owned(),
+                ),
+            ],
+            Bytes::new(),
+        ),
+        Kind::CorsGet => (
+            Method::GET,
+            vec![
+                json,
+                ("origin", origin.to_owned()),
+                ("mcp-protocol-version", MODERN_VERSION.to_owned()),
+            ],
+            Bytes::new(),
+        ),
+        Kind::CorsSimpleGet => (
+            Method::GET,
+            vec![("origin", origin.to_owned())],
+            Bytes::new(),
+        ),
+    }
+}
+
+// Header slices for `Fetcher::request` (it takes `&[(&str, &str)]`).
+trait AsPairs {
+    fn pairs(&self) -> Vec<(&str, &str)>;
+}
+
+impl AsPairs for Vec<(&'static str, String)> {
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        self.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
