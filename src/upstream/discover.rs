@@ -1,7 +1,8 @@
 //! One discovery of an upstream IdP's metadata, the way MCP clients do it: the well-known URLs of
-//! its issuer in MCP order, the first answer that is not a 404 wins, and its `issuer` must be
-//! byte-identical to the configured one. Then the findings: what in that document breaks which
-//! clients, each with a severity and a fix.
+//! its issuer in MCP order, a 4xx moves on to the next URL, any other answer ends the search (a
+//! 5xx, an oversized body or an origin that cannot be reached as an error), and the `issuer` of
+//! the 200 must be byte-identical to the configured one. Then the findings: what in that document
+//! breaks which clients, each with a severity and a fix.
 
 use std::net::IpAddr;
 
@@ -124,13 +125,26 @@ pub async fn discover(fetcher: &Fetcher, issuer: &str) -> Discovery {
     for url in candidate_urls(&issuer_url) {
         match fetcher.get_json(&url, &[]).await {
             Err(e) => {
-                if let FetchError::CrossOriginRedirect { .. } = e {
-                    reached = true;
-                }
                 attempts.push(Attempt {
                     url: url.to_string(),
                     result: e.to_string(),
                 });
+                match e {
+                    FetchError::CrossOriginRedirect { .. } => reached = true,
+                    // An answer, just not one to read: like a 200 that is not JSON, it ends
+                    // discovery for the clients too.
+                    FetchError::TooLarge(max) => {
+                        findings.push(Finding::error(
+                            "invalid_metadata",
+                            format!("{url} answers with a body larger than {max} bytes, far more than any metadata document: it is not serving metadata there; fix the IdP or its proxy"),
+                        ));
+                        break;
+                    }
+                    // Every candidate URL has the same origin: the next one cannot connect
+                    // either, and trying it would multiply the time a hanging IdP costs.
+                    FetchError::Connect(_) | FetchError::Timeout(_) => break,
+                    _ => {}
+                }
             }
             Ok(r) => {
                 reached = true;
@@ -138,6 +152,10 @@ pub async fn discover(fetcher: &Fetcher, issuer: &str) -> Discovery {
                     url: url.to_string(),
                     result: r.status.as_u16().to_string(),
                 });
+                // A 4xx sends clients to the next URL; a 5xx stops them (TS, Python, rmcp).
+                if r.status.is_server_error() {
+                    break;
+                }
                 if !r.status.is_success() {
                     continue;
                 }
@@ -156,7 +174,10 @@ pub async fn discover(fetcher: &Fetcher, issuer: &str) -> Discovery {
     }
     let Some((source, doc)) = document else {
         if findings.is_empty() {
-            let tried: Vec<&str> = attempts.iter().map(|a| a.url.as_str()).collect();
+            let tried: Vec<String> = attempts
+                .iter()
+                .map(|a| format!("{} ({})", a.url, a.result))
+                .collect();
             let why = if reached {
                 "none of them serves metadata"
             } else {
@@ -191,7 +212,7 @@ pub async fn discover(fetcher: &Fetcher, issuer: &str) -> Discovery {
             findings,
         };
     }
-    if let Some(f) = private_host(&issuer_url).await {
+    if let Some(f) = private_host(&issuer_url, fetcher.limits().connect_timeout).await {
         findings.push(f);
     }
     Discovery {
@@ -270,14 +291,17 @@ pub fn judge(doc: &Map<String, Value>, used_as: Use) -> Vec<Finding> {
     out
 }
 
-/// A warning when the issuer's host is (or resolves to) a private or loopback address.
-async fn private_host(issuer: &Url) -> Option<Finding> {
+/// A warning when the issuer's host is (or resolves to) a private or loopback address. The name
+/// lookup gets at most `within` (a resolver that hangs must not hold up discovery).
+async fn private_host(issuer: &Url, within: std::time::Duration) -> Option<Finding> {
     let host = issuer.host_str()?.trim_matches(['[', ']']).to_owned();
     let port = issuer.port_or_known_default().unwrap_or(443);
     let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+        Err(_) => tokio::time::timeout(within, tokio::net::lookup_host((host.as_str(), port)))
             .await
+            .ok()
+            .and_then(Result::ok)
             .map(|a| a.map(|s| s.ip()).collect())
             .unwrap_or_default(),
     };

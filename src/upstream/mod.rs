@@ -6,6 +6,7 @@
 //! facade whose endpoints are not known yet answers its AS document with 503 + `Retry-After`.
 //! When a fetched document changes, the served snapshot is rebuilt with it (same generation).
 //! After a config reload only upstreams that appeared are fetched; removed ones are forgotten.
+//! [`Upstreams::refresh_now`] makes every upstream fetch again without waiting for its schedule.
 
 pub mod discover;
 
@@ -52,6 +53,9 @@ pub struct Upstreams {
     entries: Mutex<HashMap<String, UpstreamStatus>>,
     pub fetches_ok: AtomicU64,
     pub fetches_error: AtomicU64,
+    /// Bumped by [`Upstreams::refresh_now`]; every upstream task watches it. A watch (not a
+    /// `Notify`) so a task busy fetching when it is bumped still sees it once it sleeps again.
+    refresh: tokio::sync::watch::Sender<u64>,
 }
 
 impl Upstreams {
@@ -72,11 +76,15 @@ impl Upstreams {
         self.lock().clone()
     }
 
-    /// Records a discovery; returns whether the accepted document changed.
+    /// Records a discovery of an upstream [`run`] tracks; returns whether the accepted document
+    /// changed. One no longer tracked is ignored: an aborted task can still finish the fetch it
+    /// was making, and must not bring back the entry of an upstream a reload removed.
     pub fn record(&self, issuer: &str, d: Discovery) -> bool {
         let now = SystemTime::now();
         let mut entries = self.lock();
-        let entry = entries.entry(issuer.to_owned()).or_default();
+        let Some(entry) = entries.get_mut(issuer) else {
+            return false;
+        };
         entry.last_attempt_at = Some(now);
         entry.attempts = d.attempts;
         match d.document {
@@ -98,9 +106,19 @@ impl Upstreams {
         }
     }
 
-    /// Forgets upstreams no longer in the config.
-    fn retain(&self, keep: &HashSet<String>) {
-        self.lock().retain(|issuer, _| keep.contains(issuer));
+    /// Makes every upstream task fetch again now instead of at its next scheduled refresh (or
+    /// retry). For tests, and for anything that learns an upstream changed.
+    pub fn refresh_now(&self) {
+        self.refresh.send_modify(|n| *n += 1);
+    }
+
+    /// Tracks exactly the upstreams in `want`: forgets the others, starts the new ones empty.
+    fn track(&self, want: &HashSet<String>) {
+        let mut entries = self.lock();
+        entries.retain(|issuer, _| want.contains(issuer));
+        for issuer in want {
+            entries.entry(issuer.clone()).or_default();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, UpstreamStatus>> {
@@ -136,7 +154,7 @@ pub async fn run(state: Arc<AppState>, fetcher: Fetcher) {
             }
             keep
         });
-        state.upstreams.retain(&want);
+        state.upstreams.track(&want);
         for issuer in want {
             tasks.entry(issuer.clone()).or_insert_with(|| {
                 tokio::spawn(keep_fresh(state.clone(), fetcher.clone(), issuer, refresh))
@@ -150,6 +168,7 @@ pub async fn run(state: Arc<AppState>, fetcher: Fetcher) {
 
 async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String, refresh: Duration) {
     let mut backoff = FIRST_BACKOFF;
+    let mut now = state.upstreams.refresh.subscribe();
     loop {
         let d = discover(&fetcher, &issuer).await;
         let ok = d.document.is_some();
@@ -170,7 +189,10 @@ async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String, refr
                 .min(refresh.max(FIRST_BACKOFF));
             wait
         };
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = now.changed() => {}
+        }
     }
 }
 

@@ -387,11 +387,21 @@ pub struct Binary {
 impl Binary {
     /// Starts `signpost serve --config <config_path> <extra…>` and waits until it listens.
     pub async fn serve(config_path: &std::path::Path, extra: &[&str]) -> Binary {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"));
+        cmd.arg("serve").arg("--config").arg(config_path);
+        Binary::start(cmd, extra).await
+    }
+
+    /// The same with the config path in `SIGNPOST_CONFIG` instead of `--config`.
+    pub async fn serve_env(config_path: &std::path::Path, extra: &[&str]) -> Binary {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"));
+        cmd.arg("serve").env("SIGNPOST_CONFIG", config_path);
+        Binary::start(cmd, extra).await
+    }
+
+    async fn start(mut cmd: std::process::Command, extra: &[&str]) -> Binary {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .arg("serve")
-            .arg("--config")
-            .arg(config_path)
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--log-format", "json"])
             .args(extra)
