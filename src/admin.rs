@@ -15,12 +15,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::challenge::{AuthError, challenge};
-use crate::config::ModeKind;
 use crate::metrics::Kind;
 use crate::public::{self, ANY_ORIGIN};
 use crate::registry::Registry;
 use crate::state::AppState;
-use crate::upstream::discover::{Use, judge};
+use crate::upstream::discover::judge_for;
 
 const EXPOSE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -139,15 +138,31 @@ fn upstreams(state: &AppState, registry: &Registry) -> serde_json::Value {
             continue;
         };
         let status = state.upstreams.status(issuer).unwrap_or_default();
-        let used_as = match server.mode {
-            ModeKind::Facade => Use::Facade,
-            _ => Use::Delegate,
-        };
         let mut findings = status.findings.clone();
-        if let Some(doc) = &status.document {
-            findings.extend(judge(doc, used_as));
+        match &status.document {
+            Some(doc) => findings.extend(judge_for(doc, server)),
+            None => findings.extend(status.last_error.clone()),
         }
-        let pending = server.mode == ModeKind::Facade && status.document.is_none();
+        // What the public listener really answers for this server's AS document (a facade).
+        let pending = server
+            .auth
+            .iter()
+            .filter_map(|a| a.hosted.as_ref())
+            .filter_map(|h| {
+                registry
+                    .sites
+                    .get(h.site)?
+                    .docs
+                    .get(h.well_known_path.as_str())
+            })
+            .any(|d| d.status != hyper::StatusCode::OK);
+        let serving = match (pending, &status.document) {
+            (false, _) => "ok",
+            (true, None) => "503: upstream metadata not fetched yet",
+            (true, Some(_)) => {
+                "503: the upstream metadata has no authorization_endpoint or token_endpoint; set them in the config"
+            }
+        };
         out.insert(
             server.name.clone(),
             json!({
@@ -159,7 +174,7 @@ fn upstreams(state: &AppState, registry: &Registry) -> serde_json::Value {
                 "last_error": status.last_error.map(|f| f.message),
                 "last_attempt_at": status.last_attempt_at.map(rfc3339),
                 "attempts": status.attempts,
-                "serving": if pending { "503: upstream metadata not fetched yet" } else { "ok" },
+                "serving": serving,
             }),
         );
     }

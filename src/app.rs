@@ -41,6 +41,11 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let sighup = crate::reload::SigHup::install()
+        .inspect_err(|e| {
+            tracing::warn!("cannot handle SIGHUP ({e}); reloads still follow file changes")
+        })
+        .ok();
     // `SIGNPOST_CONFIG` is read here rather than by clap, so `--demo` still works in an image
     // that sets it; `--demo` together with an explicit `--config` is a usage error (clap).
     let config_path = match (&args.config, args.demo) {
@@ -117,11 +122,8 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         poll_interval: args.poll_interval,
         watch_events: true,
     };
-    let reloading = args
-        .config
-        .clone()
-        .map(|p| crate::reload::spawn(p, state.clone(), options));
-    let sighup = crate::reload::on_sighup(reloading.as_ref().map(crate::reload::Reloading::handle));
+    let reloading = config_path.map(|p| crate::reload::spawn(p, state.clone(), options));
+    let sighup = sighup.map(|s| s.forward_to(reloading.as_ref().map(|r| r.handle())));
     run(public, admin, state, stop).await;
     if let Some(task) = sighup {
         task.abort();
@@ -214,7 +216,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
 
 /// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
 async fn check_online(registry: &Registry) -> ExitCode {
-    use crate::upstream::discover::{Severity, Use, discover, judge};
+    use crate::upstream::discover::{Severity, discover, judge_for};
     let fetcher = Fetcher::new(Limits::default());
     let mut issuers: Vec<&str> = registry
         .config
@@ -253,12 +255,7 @@ async fn check_online(registry: &Registry) -> ExitCode {
         let mut findings = d.findings.clone();
         if let Some((source, doc)) = &d.document {
             out.push_str(&format!("  using   {source}\n"));
-            let used_as = if server.mode == ModeKind::Facade {
-                Use::Facade
-            } else {
-                Use::Delegate
-            };
-            findings.extend(judge(doc, used_as));
+            findings.extend(judge_for(doc, server));
         }
         if findings.is_empty() {
             out.push_str("  ok      no findings\n");

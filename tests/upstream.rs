@@ -1094,3 +1094,75 @@ async fn check_online_exits_1_on_any_error_finding() {
     assert!(stderr.contains("6 error findings"), "{stderr}");
     assert_eq!(elsewhere.hits(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_facade_with_its_own_registration_endpoint_is_not_warned_about_the_upstreams() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    let upstream = metadata_with(&issuer, json!({"registration_endpoint": null}));
+    idp.serve(&format!("{AS}/realms/eng"), Answer::json(&upstream));
+    let config = format!(
+        r#"{{ "public_url": "https://gw.example.com", "servers": {{
+          "eng": {{ "mode": "facade", "issuer": "{issuer}", "discover": true,
+                   "registration_endpoint": "https://register.example.com/dcr" }},
+          "bare": {{ "mode": "facade", "issuer": "{issuer}", "discover": true, "resource_paths": ["/bare/{{server}}"] }} }} }}"#
+    );
+    let s = TestServer::start_with_upstreams(&config, Limits::default()).await;
+    wait_until(DEADLINE, "the facade's metadata", || async {
+        get(s.public, ENG_AS).await.status == 200
+    })
+    .await;
+    assert_eq!(
+        get(s.public, ENG_AS).await.json()["registration_endpoint"],
+        "https://register.example.com/dcr"
+    );
+    let st = status(&s).await;
+    let codes = |server: &str| -> Vec<String> {
+        st["upstreams"][server]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        !codes("eng").contains(&"no_registration".to_owned()),
+        "{st}"
+    );
+    assert!(
+        codes("bare").contains(&"no_registration".to_owned()),
+        "{st}"
+    );
+}
+
+#[tokio::test]
+async fn status_says_why_a_facade_still_answers_503_and_a_failure_is_a_finding() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    // An upstream document without a token endpoint: the facade cannot be completed.
+    let upstream = metadata_with(&issuer, json!({"token_endpoint": null}));
+    idp.serve(&format!("{AS}/realms/eng"), Answer::json(&upstream));
+    let gone = idp.url("/realms/gone");
+    let config = format!(
+        r#"{{ "public_url": "https://gw.example.com", "servers": {{
+          "eng": {{ "mode": "facade", "issuer": "{issuer}", "discover": true }},
+          "gone": {{ "mode": "delegate", "issuer": "{gone}", "discover": true }} }} }}"#
+    );
+    let s = TestServer::start_with_upstreams(&config, Limits::default()).await;
+    wait_until(DEADLINE, "both fetches", || async {
+        let st = status(&s).await;
+        !st["upstreams"]["eng"]["last_attempt_at"].is_null()
+            && !st["upstreams"]["gone"]["last_attempt_at"].is_null()
+    })
+    .await;
+    assert_eq!(get(s.public, ENG_AS).await.status, 503);
+    let st = status(&s).await;
+    let serving = st["upstreams"]["eng"]["serving"].as_str().unwrap();
+    assert!(
+        serving.starts_with("503") && serving.contains("token_endpoint"),
+        "{st}"
+    );
+    let gone = &st["upstreams"]["gone"]["findings"];
+    assert_eq!(gone[0]["code"], "unreachable", "{st}");
+    assert_eq!(gone[0]["severity"], "error", "{st}");
+}

@@ -240,6 +240,24 @@ fn suggest(configured: &str, published: &str) -> String {
     format!("Did you mean \"{published}\"? Write the issuer exactly as the IdP publishes it")
 }
 
+/// [`judge`] for a configured server: a facade whose config names a registration endpoint does
+/// not need the upstream to advertise one.
+pub fn judge_for(doc: &Map<String, Value>, server: &crate::config::Server) -> Vec<Finding> {
+    let used_as = match server.mode {
+        crate::config::ModeKind::Facade => Use::Facade,
+        _ => Use::Delegate,
+    };
+    let registration_configured = server.auth.iter().any(|a| {
+        a.hosted
+            .as_ref()
+            .is_some_and(|h| h.registration_endpoint.is_some())
+    });
+    judge(doc, used_as)
+        .into_iter()
+        .filter(|f| !(registration_configured && f.code == "no_registration"))
+        .collect()
+}
+
 /// What in an accepted document breaks which clients.
 pub fn judge(doc: &Map<String, Value>, used_as: Use) -> Vec<Finding> {
     let mut out = Vec::new();
