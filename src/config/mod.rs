@@ -577,6 +577,15 @@ impl Validator<'_> {
 
     /// Parses an absolute http(s) URL without credentials or fragment.
     fn http_url(&mut self, path: &str, s: &str) -> Option<Url> {
+        // URL parsers drop tabs, newlines and surrounding spaces silently, so the URL they see is
+        // not the string signpost would serve (an issuer with them never matches its metadata).
+        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            self.error(
+                path,
+                "must not contain spaces or control characters (URL parsers drop or encode them); remove them or write %20",
+            );
+            return None;
+        }
         let url = match Url::parse(s) {
             Ok(url) => url,
             Err(e) => {
@@ -1092,7 +1101,20 @@ impl Validator<'_> {
         if !self.issuer(path, issuer) {
             return None;
         }
-        let origin = Url::parse(issuer).ok()?.origin().ascii_serialization();
+        let url = Url::parse(issuer).ok()?;
+        // Clients find the metadata at the well-known URL of the issuer as their URL parser writes
+        // it, and compare the document's `issuer` with the string: both must be the same.
+        let normal = url.as_str();
+        if normal != issuer && normal.strip_suffix('/') != Some(issuer) {
+            self.error(
+                path,
+                format!(
+                    "issuer {issuer} is not written as URL parsers write it ({normal}), so clients would look for its metadata at another URL; write it that way"
+                ),
+            );
+            return None;
+        }
+        let origin = url.origin().ascii_serialization();
         let found = if sites[prefer].origin == origin {
             Some(prefer)
         } else {

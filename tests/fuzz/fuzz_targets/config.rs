@@ -1,0 +1,54 @@
+//! Fuzzes config parsing and validation (DESIGN.md §3) and rendering (§4).
+//!
+//! Input: the bytes of a config file. Bytes that are not UTF-8 are skipped (the file reader
+//! rejects them before parsing). `config::parse` must not panic; its problems must each be one
+//! non-empty line; a config it accepts must render into a `Registry` whose every document passes
+//! `check::check_registry` (JSON, no null or empty value, PRM `resource` = the URL it is served
+//! for, AS `issuer` = the URL it is served under, every hosted issuer's document where a client
+//! looks for it).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use signpost::config;
+use signpost::registry::{Registry, Source};
+
+#[path = "../check.rs"]
+mod check;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match config::parse(text, "f.json") {
+        Err(problems) => {
+            assert!(!problems.list.is_empty(), "an error without problems");
+            for p in &problems.list {
+                assert!(!p.message.is_empty(), "an empty message at {}", p.path);
+                assert!(
+                    !p.message.contains(['\n', '\r']) && !p.path.contains(['\n', '\r']),
+                    "a problem spanning lines: {p:?}"
+                );
+                if let Some(pos) = p.pos {
+                    assert!(pos.line >= 1 && pos.column >= 1, "{p:?}");
+                    assert!(pos.line <= text.split('\n').count(), "{p:?} past the end");
+                }
+            }
+            let shown = problems.to_string();
+            assert_eq!(shown.lines().count(), problems.list.len(), "{shown}");
+        }
+        Ok(config) => {
+            for w in &config.warnings {
+                assert!(!w.message.contains(['\n', '\r']), "{w:?}");
+            }
+            let source = Source {
+                path: "f.json".into(),
+                generation: 1,
+                content_sha256: String::new(),
+                loaded_at: std::time::UNIX_EPOCH,
+            };
+            let registry = Registry::build(config, source);
+            check::check_registry(&registry);
+        }
+    }
+});
