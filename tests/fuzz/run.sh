@@ -15,7 +15,7 @@ secs="${1:-60}"
 shift || true
 cd "$(dirname "$0")/../.."
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked
+  cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
