@@ -11,6 +11,8 @@
 //! * `admin` — `/challenge`, `/healthz`, `/readyz`, `/status`, `/metrics`.
 //! * `challenge` — the `WWW-Authenticate` value, shared by `/challenge` and `signpost hint`.
 //! * `server` — accept loops with injected listener and shutdown, graceful drain.
+//! * `reload` — watch the config's directory (notify, poll, SIGHUP), decide from each look whether
+//!   the content changed, and install or reject the new snapshot.
 //! * `cli`, `app`, `shutdown` — the command line, the commands, the signals.
 //! * `fetch` — the bounded outbound HTTP client; `probe` — `signpost probe`, the deployment
 //!   diagnosis that walks discovery as each client family does.
@@ -18,7 +20,8 @@
 //! # Paths
 //!
 //! Request: accept → `public::respond` → `state.registry()` (one atomic load) → hash lookup →
-//! pre-rendered bytes. Reload: read → `config::parse` → `Registry::build` → `AppState::install`
+//! pre-rendered bytes. Reload: event batch or poll or SIGHUP → `reload::look` (resolve, hash) →
+//! `reload::decide` → read → `config::parse` → `Registry::build` → `AppState::install`
 //! (one store); a failed load changes nothing but `/status` and `/metrics`. Shutdown: signal →
 //! `/readyz` 503 → stop accepting → drain (bounded by `--shutdown-grace`) → exit 0.
 

@@ -14,7 +14,7 @@
 //! problems are logged once (per content hash) and recorded in `/status` and `/metrics`.
 //!
 //! Three more triggers take the same look: a slow poll (`--poll-interval`) for filesystems that
-//! never notify, `SIGHUP` ([`on_sighup`]), and [`ReloadHandle::reload`], which the SIGHUP handler
+//! never notify, `SIGHUP` ([`SigHup`]), and [`ReloadHandle::reload`], which the SIGHUP handler
 //! calls and tests call directly.
 //!
 //! # What each way of editing looks like in the directory
@@ -389,7 +389,7 @@ pub fn spawn(config_path: PathBuf, state: Arc<AppState>, options: Options) -> Re
         enabled: options.watch_events,
         watcher: None,
         watched: Vec::new(),
-        broken_since: None,
+        retry_at: None,
     };
     let initial_target = std::fs::canonicalize(&path).ok();
     watch.sync(&path, initial_target.as_deref());
@@ -416,21 +416,23 @@ pub fn spawn(config_path: PathBuf, state: Arc<AppState>, options: Options) -> Re
     }
 }
 
-/// Re-reads the config on every `SIGHUP` through `handle`; without one (`--demo`) the signal is
-/// logged and ignored rather than ending the process. The handler is installed when this returns.
-pub fn on_sighup(handle: Option<ReloadHandle>) -> Option<JoinHandle<()>> {
-    #[cfg(unix)]
-    {
+/// The `SIGHUP` handler, installed early (a `SIGHUP` while starting up must not kill the
+/// process; one that arrives then is acted on once the reloader runs).
+#[derive(Debug)]
+pub struct SigHup(tokio::signal::unix::Signal);
+
+impl SigHup {
+    /// Installs the handler now.
+    pub fn install() -> std::io::Result<SigHup> {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(cause = %e, "cannot handle SIGHUP; reloads still follow file changes");
-                return None;
-            }
-        };
-        Some(tokio::spawn(async move {
-            while hup.recv().await.is_some() {
+        signal(SignalKind::hangup()).map(SigHup)
+    }
+
+    /// Re-reads the config on every `SIGHUP` through `handle`; without one (`--demo`) the signal
+    /// is logged and ignored.
+    pub fn forward_to(mut self, handle: Option<ReloadHandle>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while self.0.recv().await.is_some() {
                 match &handle {
                     Some(handle) => {
                         tracing::info!("SIGHUP received; re-reading the config file");
@@ -441,12 +443,7 @@ pub fn on_sighup(handle: Option<ReloadHandle>) -> Option<JoinHandle<()>> {
                     None => tracing::info!("SIGHUP received; nothing to reload (--demo)"),
                 }
             }
-        }))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = handle;
-        None
+        })
     }
 }
 
@@ -663,8 +660,8 @@ struct Watch {
     watcher: Option<RecommendedWatcher>,
     /// Canonical paths; the first is the config directory.
     watched: Vec<PathBuf>,
-    /// Set while the config directory is not watched; the task retries every [`REWATCH_INTERVAL`].
-    broken_since: Option<Instant>,
+    /// Set while the config directory is not watched: when to try again.
+    retry_at: Option<Instant>,
 }
 
 impl Watch {
@@ -672,10 +669,13 @@ impl Watch {
         self.watched.first().map(PathBuf::as_path)
     }
 
-    /// Drops the watcher; the next [`Watch::sync`] creates a new one.
+    /// Drops the watcher; the next [`Watch::sync`] creates a new one (and reports that the watch
+    /// was re-established, so the caller looks at the file once more).
     fn reset(&mut self) {
         self.watcher = None;
         self.watched.clear();
+        self.retry_at
+            .get_or_insert_with(|| Instant::now() + REWATCH_INTERVAL);
     }
 
     /// Makes the watched directories match the config path and its current target. Returns true
@@ -686,9 +686,9 @@ impl Watch {
             return false;
         }
         match self.try_sync(config_path, target) {
-            Ok(()) => self.broken_since.take().is_some(),
+            Ok(()) => self.retry_at.take().is_some(),
             Err(e) => {
-                if self.broken_since.is_none() {
+                if self.retry_at.is_none() {
                     tracing::warn!(
                         config = %config_path.display(),
                         cause = %e,
@@ -696,7 +696,7 @@ impl Watch {
                     );
                 }
                 self.reset();
-                self.broken_since.get_or_insert_with(Instant::now);
+                self.retry_at = Some(Instant::now() + REWATCH_INTERVAL);
                 false
             }
         }
@@ -706,7 +706,7 @@ impl Watch {
         let dir = config_path.parent().unwrap_or(Path::new("/"));
         let dir = std::fs::canonicalize(dir).map_err(notify::Error::io)?;
         let wanted = dirs_to_watch(&dir, target);
-        if self.config_dir() != Some(dir.as_path()) {
+        if !self.watched.is_empty() && self.config_dir() != Some(dir.as_path()) {
             // The config directory moved (its path resolves elsewhere now): start over.
             self.reset();
         }
@@ -729,7 +729,7 @@ impl Watch {
             }
             match watcher.watch(d, RecursiveMode::NonRecursive) {
                 Ok(()) => self.watched.push(d.clone()),
-                // Losing the config directory's watch is what `broken_since` is for.
+                // Losing the config directory's watch is what `retry_at` is for.
                 Err(e) if i == 0 => return Err(e),
                 // The target's directory may vanish mid-swap; the next batch tries again.
                 Err(e) => {
@@ -748,7 +748,6 @@ async fn run(
     mut requests: mpsc::Receiver<oneshot::Sender<Outcome>>,
     poll_interval: Duration,
 ) {
-    let path = lock(&reloader).path.clone();
     check(&reloader, &mut watch, Trigger::Start).await;
     let poll_enabled = !poll_interval.is_zero();
     let period = if poll_enabled {
@@ -759,9 +758,7 @@ async fn run(
     let mut poll = tokio::time::interval_at(Instant::now() + period, period);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let retry_at = watch
-            .broken_since
-            .map(|_| Instant::now() + REWATCH_INTERVAL);
+        let retry_at = watch.retry_at;
         tokio::select! {
             Some(reply) = requests.recv() => {
                 let outcome = check(&reloader, &mut watch, Trigger::Request).await;
@@ -775,8 +772,8 @@ async fn run(
                     watch.reset();
                     look_now = true;
                 }
-                if watch.config_dir().is_some_and(|d| batch_invalidates_watch(&events, d)) {
-                    tracing::warn!(dir = %watch.config_dir().map_or(String::new(), |d| d.display().to_string()), "the config directory was removed or renamed; watching it again");
+                if let Some(dir) = watch.config_dir().filter(|d| batch_invalidates_watch(&events, d)) {
+                    tracing::warn!(dir = %dir.display(), "the config directory was removed or renamed; watching it again once it is back");
                     watch.reset();
                     look_now = true;
                 }
@@ -786,20 +783,14 @@ async fn run(
                 };
                 if look_now || batch_needs_check(&events, &interest) {
                     check(&reloader, &mut watch, Trigger::Events).await;
-                } else {
-                    let target = lock(&reloader).target().map(Path::to_path_buf);
-                    watch.sync(&path, target.as_deref());
                 }
             }
             _ = poll.tick(), if poll_enabled => {
                 check(&reloader, &mut watch, Trigger::Poll).await;
             }
             () = sleep_until_opt(retry_at) => {
-                let target = lock(&reloader).target().map(Path::to_path_buf);
-                if watch.sync(&path, target.as_deref()) {
-                    tracing::info!(config = %path.display(), "watching the config directory again");
-                    check(&reloader, &mut watch, Trigger::Events).await;
-                }
+                // Looks, then re-watches (and looks again if that worked).
+                check(&reloader, &mut watch, Trigger::Events).await;
             }
             else => break,
         }
@@ -814,8 +805,26 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Takes one look (off the async threads: a large config takes a while to render), then makes
-/// the watches follow the file's current target.
+/// the watches follow the file's current target. When that re-establishes a lost watch, looks
+/// once more: a change made between the look and the watch would otherwise wait for the poll.
 async fn check(reloader: &Arc<Mutex<Reloader>>, watch: &mut Watch, trigger: Trigger) -> Outcome {
+    let first = look_and_sync(reloader, watch, trigger).await;
+    if !first.1 {
+        return first.0;
+    }
+    tracing::info!(config = %lock(reloader).label, "watching the config directory again");
+    match look_and_sync(reloader, watch, Trigger::Events).await.0 {
+        Outcome::Skipped | Outcome::Unchanged => first.0,
+        second => second,
+    }
+}
+
+/// One look, then [`Watch::sync`]; true when that re-established a lost watch.
+async fn look_and_sync(
+    reloader: &Arc<Mutex<Reloader>>,
+    watch: &mut Watch,
+    trigger: Trigger,
+) -> (Outcome, bool) {
     let r = reloader.clone();
     let outcome = tokio::task::spawn_blocking(move || lock(&r).check(trigger))
         .await
@@ -827,10 +836,7 @@ async fn check(reloader: &Arc<Mutex<Reloader>>, watch: &mut Watch, trigger: Trig
         let r = lock(reloader);
         (r.path.clone(), r.target().map(Path::to_path_buf))
     };
-    if watch.sync(&path, target.as_deref()) {
-        tracing::info!(config = %path.display(), "watching the config directory again");
-    }
-    outcome
+    (outcome, watch.sync(&path, target.as_deref()))
 }
 
 /// Gathers events until the directory has been quiet for [`QUIET_PERIOD`] (at most

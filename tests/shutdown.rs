@@ -1,0 +1,148 @@
+//! Graceful shutdown: once it has begun `/readyz` answers 503 while responses already in flight
+//! are still delivered whole; the binary exits 0 on SIGTERM.
+//!
+//! hyper closes an idle keep-alive connection at once on graceful shutdown (and a request whose
+//! head has not fully arrived is not in flight yet), and every handler answers synchronously, so
+//! the only request that can be in flight when the signal lands is one whose response is still
+//! being written. The in-flight test makes one: a document larger than the socket buffers, asked
+//! for by a client that does not read until the drain has begun.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Binary, Conn, TestServer, get, wait_until};
+
+const PRM: &str = "/.well-known/oauth-protected-resource/mcp/atlassian/mcp";
+
+fn small_config() -> String {
+    r#"{ "public_url": "https://gw.example.com",
+         "servers": { "atlassian": { "mode": "delegate", "issuer": "https://auth.atlassian.com" } } }"#
+        .to_owned()
+}
+
+/// The most the kernel may buffer on the server's side of one connection, in bytes.
+fn max_send_buffer() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20)
+}
+
+/// A config whose PRM is larger than `bytes` (a few thousand long scopes, one resource path).
+fn huge_config(bytes: usize) -> String {
+    let filler = "x".repeat(4000);
+    let scope = |i: usize| format!("\"scope:{i:08}:{filler}\"");
+    let count = bytes / scope(0).len() + 1;
+    let scopes = (0..count).map(scope).collect::<Vec<_>>().join(",");
+    format!(
+        r#"{{ "public_url": "https://gw.example.com",
+             "servers": {{ "atlassian": {{ "mode": "delegate", "issuer": "https://auth.atlassian.com",
+                                          "resource_paths": ["/mcp/{{server}}/mcp"],
+                                          "scopes": [{scopes}] }} }} }}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_an_in_flight_response_completes() {
+    // Twice what the server's socket may buffer, plus what the client's may.
+    let size = 2 * max_send_buffer() + (1 << 20);
+    let mut s = TestServer::start(&huge_config(size)).await;
+
+    // A client with a small receive window asks for the document and does not read it yet: the
+    // server's write stalls with most of the body unsent.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(s.public).await.unwrap();
+    let mut held = Conn::from_stream(stream);
+    held.send_raw(format!("GET {PRM} HTTP/1.1\r\nHost: gw.example.com\r\n\r\n").as_bytes())
+        .await;
+    let state = s.state.clone();
+    wait_until(
+        Duration::from_secs(10),
+        "the request to be answered",
+        || {
+            let state = state.clone();
+            async move {
+                state
+                    .metrics
+                    .requests(signpost::metrics::Kind::Prm, hyper::StatusCode::OK)
+                    == 1
+            }
+        },
+    )
+    .await;
+
+    s.begin_shutdown();
+    let admin = s.admin;
+    wait_until(
+        Duration::from_secs(5),
+        "/readyz to answer 503",
+        || async move { get(admin, "/readyz").await.status == 503 },
+    )
+    .await;
+    assert_eq!(get(s.admin, "/healthz").await.status, 200);
+    // The public listener no longer accepts.
+    assert!(
+        tokio::net::TcpStream::connect(s.public).await.is_err()
+            || Conn::open(s.public)
+                .await
+                .is_closed(Duration::from_secs(5))
+                .await
+    );
+
+    // The held response arrives whole, then the connection closes.
+    let r = held
+        .read_response(false)
+        .await
+        .expect("the in-flight response");
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() > size, "{} bytes", r.body.len());
+    let doc = r.json();
+    assert_eq!(doc["resource"], "https://gw.example.com/mcp/atlassian/mcp");
+    assert!(held.is_closed(Duration::from_secs(5)).await);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed_at_shutdown() {
+    let s = TestServer::start(&small_config()).await;
+    let mut conn = Conn::open(s.public).await;
+    assert_eq!(conn.request("GET", PRM, &[]).await.status, 200);
+    let shutdown = tokio::spawn(s.shutdown());
+    assert!(conn.is_closed(Duration::from_secs(5)).await);
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("drained promptly")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signpost.json");
+    std::fs::write(&path, small_config()).unwrap();
+    let mut bin = Binary::serve(&path, &["--shutdown-grace", "5s"]).await;
+    let mut conn = Conn::open(bin.public).await;
+    assert_eq!(conn.request("GET", PRM, &[]).await.status, 200);
+    bin.signal("TERM");
+    let status = bin.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{}", bin.log_lines().join("\n"));
+    assert!(conn.is_closed(Duration::from_secs(1)).await);
+    assert!(
+        bin.messages().iter().any(|m| m.contains("SIGTERM")),
+        "{:?}",
+        bin.messages()
+    );
+}
+
+#[tokio::test]
+async fn sigint_exits_0_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signpost.json");
+    std::fs::write(&path, small_config()).unwrap();
+    let mut bin = Binary::serve(&path, &[]).await;
+    bin.signal("INT");
+    let status = bin.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{}", bin.log_lines().join("\n"));
+}
