@@ -840,6 +840,7 @@ impl Validator<'_> {
             }
             match key.as_str() {
                 "scopes" => {
+                    let mut seen = HashSet::new();
                     for (i, scope) in self.indexed_strings(&kpath, value) {
                         if !scope.bytes().all(is_scope_char) {
                             self.error(
@@ -847,7 +848,7 @@ impl Validator<'_> {
                                 "a scope is one token of printable ASCII without spaces, '\"' or '\\' (RFC 6749 §3.3); split or fix it",
                             );
                             ok = false;
-                        } else if !server.scopes.contains(&scope) {
+                        } else if seen.insert(scope.clone()) {
                             server.scopes.push(scope);
                         }
                     }
