@@ -202,16 +202,20 @@ pub fn check(args: CheckArgs) -> ExitCode {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = print_routes(&mut out, &registry).and_then(|()| out.flush());
     drop(out);
-    if !args.online {
-        return ExitCode::SUCCESS;
-    }
-    match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(check_online(&registry)),
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            ExitCode::FAILURE
+    let code = if !args.online {
+        ExitCode::SUCCESS
+    } else {
+        match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(check_online(&registry)),
+            Err(e) => {
+                eprintln!("cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
         }
-    }
+    };
+    // The process exits now: freeing a large snapshot piece by piece would only delay that.
+    std::mem::forget(registry);
+    code
 }
 
 /// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
@@ -316,11 +320,10 @@ fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()
                 if server.mode != ModeKind::None {
                     writeln!(out, "  PRM          {}{}", site.origin, prm_path(&full))?;
                 }
-                let c = challenge(registry, Some(&resource), None, AuthError::NoToken, None);
                 writeln!(
                     out,
                     "  hint         {resource}\n               WWW-Authenticate: {}",
-                    c.header
+                    crate::challenge::hint(site, server, &full)
                 )?;
             }
         }
@@ -345,6 +348,7 @@ pub fn hint(args: HintArgs) -> ExitCode {
         None,
     );
     println!("{}", c.header);
+    std::mem::forget(registry); // exiting: see `check`
     match c.server {
         Some(_) => ExitCode::SUCCESS,
         None => {

@@ -4,8 +4,8 @@
 
 use hyper::StatusCode;
 
-use crate::config::{ModeKind, is_scope_char};
-use crate::registry::{Registry, prm_path};
+use crate::config::{ModeKind, Server, Site, is_scope_char};
+use crate::registry::{Registry, concat, prm_path};
 
 /// The `error` a gateway reports with its 401/403.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,22 @@ pub fn challenge(
         server: owner.map(|(s, _)| s.name.clone()),
         dropped_scopes,
     }
+}
+
+/// The challenge without an error for `server` at `full_path` on `site`: what `/challenge` answers
+/// for that resource when no token was presented (used by `check` for every resource path).
+pub fn hint(site: &Site, server: &Server, full_path: &str) -> String {
+    let mut header = String::from("Bearer ");
+    if server.mode == ModeKind::None {
+        push_param(&mut header, "realm", &site.base());
+    } else {
+        let url = concat(&[&site.origin, &prm_path(full_path)]);
+        push_param(&mut header, "resource_metadata", &url);
+        if !server.scopes.is_empty() {
+            push_param(&mut header, "scope", &server.scopes.join(" "));
+        }
+    }
+    header
 }
 
 /// Appends `name="value"` (with `, ` after the first parameter), escaping `\` and `"` and dropping

@@ -47,7 +47,13 @@ pub fn child(parent: &str, key: &str) -> String {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     match (parent.is_empty(), plain) {
         (true, true) => key.to_owned(),
-        (false, true) => format!("{parent}.{key}"),
+        (false, true) => {
+            let mut path = String::with_capacity(parent.len() + 1 + key.len());
+            path.push_str(parent);
+            path.push('.');
+            path.push_str(key);
+            path
+        }
         (_, false) => format!("{parent}[{}]", serde_json::Value::from(key)),
     }
 }
@@ -57,18 +63,79 @@ pub fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 
-/// Walks `text`, which must already be valid JSON (checked by `serde_json`).
+/// Whether an object in `text` (valid JSON) repeats a key. Much cheaper than [`locate`]: no
+/// positions, no paths, keys compared as written unless they contain an escape.
+pub fn has_duplicate_keys(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    // One set of keys per open object; `None` for an open array.
+    let mut stack: Vec<Option<HashSet<std::borrow::Cow<'_, str>>>> = Vec::new();
+    let mut i = 0;
+    // After a key's closing quote the next ':' makes it a key; track whether a string is a key.
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => stack.push(Some(HashSet::new())),
+            b'[' => stack.push(None),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                let raw = &text[start..=i.min(text.len() - 1)];
+                let mut j = i + 1;
+                while j < bytes.len() && matches!(bytes[j], b' ' | b'\t' | b'\r' | b'\n') {
+                    j += 1;
+                }
+                if bytes.get(j) == Some(&b':') {
+                    if let Some(Some(keys)) = stack.last_mut() {
+                        let key = if raw.contains('\\') {
+                            std::borrow::Cow::Owned(
+                                serde_json::from_str::<String>(raw).unwrap_or_default(),
+                            )
+                        } else {
+                            std::borrow::Cow::Borrowed(&raw[1..raw.len() - 1])
+                        };
+                        if !keys.insert(key) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Walks `text`, which must already be valid JSON (checked by `serde_json`), recording every
+/// key's and value's position and every repeated key.
 pub fn locate(text: &str) -> Locations {
+    walk(text, None)
+}
+
+/// The same, recording only the positions of `wanted` paths (no duplicate detection): cheap
+/// enough to run on a 100,000-server file for the few paths a warning names.
+pub fn locate_only(text: &str, wanted: &HashSet<String>) -> Locations {
+    walk(text, Some(wanted))
+}
+
+fn walk(text: &str, wanted: Option<&HashSet<String>>) -> Locations {
     let mut walker = Walker {
         text,
         bytes: text.as_bytes(),
         at: 0,
         line: 1,
         line_start: 0,
+        path: String::new(),
+        wanted,
         out: Locations::default(),
     };
     walker.skip_ws();
-    walker.value(String::new());
+    walker.value();
     walker.out
 }
 
@@ -78,6 +145,10 @@ struct Walker<'a> {
     at: usize,
     line: usize,
     line_start: usize,
+    /// The path of the node being walked, spelled as [`child`] and [`index`] spell it.
+    path: String,
+    /// Record only these paths (and skip duplicate detection); `None`: record everything.
+    wanted: Option<&'a HashSet<String>>,
     out: Locations,
 }
 
@@ -88,6 +159,10 @@ impl Walker<'_> {
             line: self.line,
             column,
         }
+    }
+
+    fn recording(&self) -> bool {
+        self.wanted.is_none_or(|w| w.contains(&self.path))
     }
 
     fn peek(&self) -> Option<u8> {
@@ -108,12 +183,14 @@ impl Walker<'_> {
         }
     }
 
-    fn value(&mut self, path: String) {
-        let pos = self.pos();
-        self.out.values.entry(path.clone()).or_insert(pos);
+    fn value(&mut self) {
+        if self.recording() {
+            let pos = self.pos();
+            self.out.values.entry(self.path.clone()).or_insert(pos);
+        }
         match self.peek() {
-            Some(b'{') => self.object(path),
-            Some(b'[') => self.array(path),
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
             Some(b'"') => {
                 self.string();
             }
@@ -129,9 +206,10 @@ impl Walker<'_> {
         }
     }
 
-    fn object(&mut self, path: String) {
+    fn object(&mut self) {
         self.at += 1; // '{'
         let mut seen = HashSet::new();
+        let parent_len = self.path.len();
         loop {
             self.skip_ws();
             match self.peek() {
@@ -146,22 +224,35 @@ impl Walker<'_> {
                 }
             }
             let key_pos = self.pos();
-            let key = self.string();
-            let member = child(&path, &key);
-            if seen.insert(key) {
-                self.out.keys.entry(member.clone()).or_insert(key_pos);
+            let raw = self.string();
+            let key = if raw.contains('\\') {
+                serde_json::from_str::<String>(raw).unwrap_or_default()
             } else {
-                self.out.duplicates.push((member.clone(), key_pos));
+                raw[1..raw.len().saturating_sub(1).max(1)].to_owned()
+            };
+            let member = child(&self.path[..parent_len], &key);
+            self.path.truncate(0);
+            self.path.push_str(&member);
+            if self.wanted.is_none() {
+                if seen.insert(key) {
+                    self.out.keys.entry(member).or_insert(key_pos);
+                } else {
+                    self.out.duplicates.push((member, key_pos));
+                }
+            } else if self.recording() {
+                self.out.keys.entry(member).or_insert(key_pos);
             }
             self.skip_ws();
             self.at += 1; // ':'
             self.skip_ws();
-            self.value(member);
+            self.value();
+            self.path.truncate(parent_len);
         }
     }
 
-    fn array(&mut self, path: String) {
+    fn array(&mut self) {
         self.at += 1; // '['
+        let parent_len = self.path.len();
         let mut i = 0;
         loop {
             self.skip_ws();
@@ -175,15 +266,18 @@ impl Walker<'_> {
                     continue;
                 }
                 Some(_) => {
-                    self.value(index(&path, i));
+                    use std::fmt::Write;
+                    let _ = write!(self.path, "[{i}]");
+                    self.value();
+                    self.path.truncate(parent_len);
                     i += 1;
                 }
             }
         }
     }
 
-    /// Consumes a string literal and returns its decoded value.
-    fn string(&mut self) -> String {
+    /// Consumes a string literal and returns it as written, quotes included.
+    fn string(&mut self) -> &str {
         let start = self.at;
         self.at += 1; // opening quote
         while let Some(b) = self.peek() {
@@ -194,7 +288,7 @@ impl Walker<'_> {
                 _ => {}
             }
         }
-        serde_json::from_str(&self.text[start..self.at.min(self.text.len())]).unwrap_or_default()
+        &self.text[start..self.at.min(self.text.len())]
     }
 }
 
@@ -224,6 +318,17 @@ mod tests {
                 column: 39
             }
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_cheaply() {
+        assert!(!has_duplicate_keys(
+            r#"{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}], "c": "{\"a\":1,\"a\":2}"}"#
+        ));
+        assert!(has_duplicate_keys(r#"{"a": 1, "b": 2, "a": 3}"#));
+        assert!(has_duplicate_keys(r#"{"x": [{"k": 1, "k" : 2}]}"#));
+        assert!(has_duplicate_keys(r#"{"a\u0062": 1, "ab": 2}"#));
+        assert!(!has_duplicate_keys(r#"{"a\"": 1, "a": 2}"#));
     }
 
     #[test]

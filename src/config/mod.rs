@@ -7,14 +7,14 @@
 
 mod locate;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
 use url::Url;
 
 pub use locate::Pos;
-use locate::{Locations, child, index};
+use locate::{child, index};
 
 /// The default `resource_paths` templates (DESIGN.md §3).
 pub const DEFAULT_RESOURCE_PATHS: [&str; 3] =
@@ -97,7 +97,7 @@ pub struct Site {
 impl Site {
     /// `origin` + `prefix`: what `{public_url}` expands to.
     pub fn base(&self) -> String {
-        format!("{}{}", self.origin, self.prefix)
+        crate::registry::concat(&[&self.origin, &self.prefix])
     }
 
     /// The full path of resource path `path` on this site (`/litellm/mcp/x/mcp`; `/` alone stays `/`
@@ -106,7 +106,7 @@ impl Site {
         match (path, self.prefix.is_empty()) {
             ("/", true) => "/".to_owned(),
             ("/", false) => self.prefix.clone(),
-            (p, _) => format!("{}{p}", self.prefix),
+            (p, _) => crate::registry::concat(&[&self.prefix, p]),
         }
     }
 
@@ -115,7 +115,7 @@ impl Site {
         if full_path == "/" {
             self.origin.clone()
         } else {
-            format!("{}{full_path}", self.origin)
+            crate::registry::concat(&[&self.origin, full_path])
         }
     }
 }
@@ -208,33 +208,75 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
             }]));
         }
     };
-    let loc = locate::locate(text);
+    // Duplicate keys need the full locator; otherwise positions are looked up afterwards, only
+    // for the paths a problem or warning names (the common, clean case never pays for it).
+    let all = locate::has_duplicate_keys(text).then(|| locate::locate(text));
     let mut v = Validator {
-        loc: &loc,
         problems: Vec::new(),
         warnings: Vec::new(),
         expanding: None,
+        facades: Vec::new(),
     };
-    for (path, pos) in &loc.duplicates {
-        v.problems.push(Problem {
-            pos: Some(*pos),
-            path: path.clone(),
-            message: "duplicate key; JSON keeps only one of them silently, so remove the other"
-                .into(),
+    for (path, pos) in all.iter().flat_map(|l| &l.duplicates) {
+        v.problems.push(Noted {
+            problem: Problem {
+                pos: Some(*pos),
+                path: path.clone(),
+                message: "duplicate key; JSON keeps only one of them silently, so remove the other"
+                    .into(),
+            },
+            anchor: Anchor::Fixed,
         });
     }
-    let config = v.config(&root);
-    if v.problems.is_empty() {
+    let config = v.config(root);
+    let (mut problems_found, mut warnings) = (v.problems, v.warnings);
+    if !problems_found.is_empty() || !warnings.is_empty() {
+        let loc = match all {
+            Some(loc) => loc,
+            None => {
+                let named = problems_found
+                    .iter()
+                    .chain(&warnings)
+                    .map(|n| n.problem.path.clone());
+                locate::locate_only(text, &named.collect())
+            }
+        };
+        for n in problems_found.iter_mut().chain(warnings.iter_mut()) {
+            n.problem.pos = match n.anchor {
+                Anchor::Fixed => n.problem.pos,
+                Anchor::Key => loc.key(&n.problem.path),
+                Anchor::Value => loc.value(&n.problem.path),
+            };
+        }
+    }
+    let sorted = |mut list: Vec<Noted>| {
+        list.sort_by_key(|n| n.problem.pos.map(|p| (p.line, p.column)));
+        list.into_iter().map(|n| n.problem).collect::<Vec<_>>()
+    };
+    if problems_found.is_empty() {
         let mut config = config.expect("a config is built whenever no problem was found");
-        v.warnings
-            .sort_by_key(|p| p.pos.map(|p| (p.line, p.column)));
-        config.warnings = v.warnings;
+        config.warnings = sorted(warnings);
         Ok(config)
     } else {
-        v.problems
-            .sort_by_key(|p| p.pos.map(|p| (p.line, p.column)));
-        Err(problems(v.problems))
+        Err(problems(sorted(problems_found)))
     }
+}
+
+/// Where a problem points, resolved to a line and column once validation is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Anchor {
+    /// The position is known already (or there is none).
+    Fixed,
+    /// The key of the problem's path.
+    Key,
+    /// The value of the problem's path.
+    Value,
+}
+
+/// A problem and what its position will be taken from.
+struct Noted {
+    problem: Problem,
+    anchor: Anchor,
 }
 
 /// The position of a `serde_json` syntax error, in the units every other problem uses: serde_json
@@ -252,18 +294,19 @@ fn syntax_error_pos(text: &str, line: usize, byte_column: usize) -> Pos {
     }
 }
 
-struct Validator<'a> {
-    loc: &'a Locations,
-    problems: Vec<Problem>,
-    warnings: Vec<Problem>,
+struct Validator {
+    problems: Vec<Noted>,
+    warnings: Vec<Noted>,
     /// While expanding templates for every server and site, one bad template (`gateway.issuer`,
     /// a fixed `facade_issuer` with several sites) would otherwise be reported once per expansion:
     /// report each (path, position) once.
     expanding: Option<Reported>,
+    /// The `mode` paths of facade servers, for the one RFC 9207 caveat `check` prints.
+    facades: Vec<String>,
 }
 
 /// The (JSON path, line and column) of each problem already reported.
-type Reported = HashSet<(String, Option<(usize, usize)>)>;
+type Reported = HashSet<(String, Anchor)>;
 
 /// The top-level `gateway` templates.
 struct GatewayTemplates {
@@ -333,35 +376,46 @@ const FACADE_KEYS: &[&str] = &[
     "registration_endpoint",
 ];
 
-impl Validator<'_> {
+impl Validator {
+    /// A problem at a known position.
     fn error_at(&mut self, pos: Option<Pos>, path: &str, message: impl Into<String>) {
+        self.note(pos, Anchor::Fixed, path, message.into());
+    }
+
+    fn note(&mut self, pos: Option<Pos>, anchor: Anchor, path: &str, message: String) {
         if let Some(reported) = &mut self.expanding {
-            if !reported.insert((path.to_owned(), pos.map(|p| (p.line, p.column)))) {
+            if !reported.insert((path.to_owned(), anchor)) {
                 return;
             }
         }
-        self.problems.push(Problem {
-            pos,
-            path: path.to_owned(),
-            message: message.into(),
+        self.problems.push(Noted {
+            problem: Problem {
+                pos,
+                path: path.to_owned(),
+                message,
+            },
+            anchor,
         });
     }
 
     /// A problem with the value at `path`.
     fn error(&mut self, path: &str, message: impl Into<String>) {
-        self.error_at(self.loc.value(path), path, message);
+        self.note(None, Anchor::Value, path, message.into());
     }
 
     /// A problem with the key at `path` (unknown, misplaced, secret).
     fn key_error(&mut self, path: &str, message: impl Into<String>) {
-        self.error_at(self.loc.key(path), path, message);
+        self.note(None, Anchor::Key, path, message.into());
     }
 
     fn warn(&mut self, path: &str, message: impl Into<String>) {
-        self.warnings.push(Problem {
-            pos: self.loc.value(path),
-            path: path.to_owned(),
-            message: message.into(),
+        self.warnings.push(Noted {
+            problem: Problem {
+                pos: None,
+                path: path.to_owned(),
+                message: message.into(),
+            },
+            anchor: Anchor::Value,
         });
     }
 
@@ -401,15 +455,15 @@ impl Validator<'_> {
         }
     }
 
-    fn config(&mut self, root: &Value) -> Option<Config> {
-        let Some(obj) = root.as_object() else {
+    fn config(&mut self, root: Value) -> Option<Config> {
+        let Value::Object(mut obj) = root else {
             self.error(
                 "",
                 "the config must be a JSON object with at least \"public_url\" and \"servers\"",
             );
             return None;
         };
-        self.check_keys(obj, "", TOP_KEYS, |_| None);
+        self.check_keys(&obj, "", TOP_KEYS, |_| None);
 
         let (sites, any_host) = match obj.get("public_url") {
             None => {
@@ -514,7 +568,9 @@ impl Validator<'_> {
         };
 
         let mut raw = Vec::new();
-        match obj.get("servers") {
+        // Taken out of the tree: each server's JSON is freed as soon as it is validated, so a
+        // large file never holds its whole tree and all its servers at once.
+        match obj.remove("servers") {
             None => self.error_at(
                 Some(Pos { line: 1, column: 1 }),
                 "servers",
@@ -524,8 +580,9 @@ impl Validator<'_> {
                 if servers.is_empty() {
                     self.warn("servers", "no servers: signpost will answer 404 to every discovery request");
                 }
+                raw.reserve(servers.len());
                 for (name, value) in servers {
-                    if let Some(server) = self.server(name, value, &default_paths) {
+                    if let Some(server) = self.server(&name, &value, &default_paths) {
                         raw.push(server);
                     }
                 }
@@ -533,11 +590,22 @@ impl Validator<'_> {
             Some(_) => self.error("servers", "must be an object mapping server names to their settings"),
         }
 
+        if let Some(first) = self.facades.first().cloned() {
+            let others = match self.facades.len() - 1 {
+                0 => String::new(),
+                1 => " (and 1 other facade server)".to_owned(),
+                n => format!(" (and {n} other facade servers)"),
+            };
+            self.warn(
+                &first,
+                format!("facade{others}: if the upstream IdP adds RFC 9207 \"iss\" to its authorization response (Keycloak does by default), MCP clients compare it with the facade issuer and reject the login; turn that off at the IdP or use mode \"delegate\" (`check --online` tells whether the IdP advertises it)"),
+            );
+        }
         self.conflicting_paths(&raw);
         self.expanding = Some(HashSet::new());
-        let servers = self.expand(&raw, &sites, &gateway);
+        let servers = self.expand(raw, &sites, &gateway);
         self.expanding = None;
-        self.conflicting_issuers(&servers, &raw);
+        self.conflicting_issuers(&servers);
         (self.problems.is_empty()).then(|| Config {
             sites,
             any_host,
@@ -928,34 +996,27 @@ impl Validator<'_> {
                         );
                     }
                 }
-                self.warn(
-                    &child(&path, "mode"),
-                    "facade: if the upstream IdP adds RFC 9207 \"iss\" to its authorization response (Keycloak does by default), MCP clients compare it with the facade issuer and reject the login; turn that off at the IdP or use mode \"delegate\"",
-                );
+                self.facades.push(child(&path, "mode"));
                 if server.registration_endpoint.is_none() && !server.discover {
                     self.warn(&path, "facade without \"registration_endpoint\": the TypeScript SDK cannot register a client and the Python SDK posts to the gateway's /register; add the upstream's registration endpoint if it has one");
                 }
             }
             _ => {}
         }
+        for p in &mut server.paths {
+            if p.contains("{server}") {
+                *p = p.replace("{server}", name);
+            }
+        }
         (ok && mode.is_some()).then_some(server)
     }
 
     /// Two servers producing the same resource path is an error (which one would own the hint?).
     fn conflicting_paths(&mut self, servers: &[RawServer]) {
-        let mut owner: HashMap<&str, &str> = HashMap::new();
-        let expanded: Vec<Vec<String>> = servers
-            .iter()
-            .map(|s| {
-                s.paths
-                    .iter()
-                    .map(|p| p.replace("{server}", &s.name))
-                    .collect()
-            })
-            .collect();
+        let mut owner: rustc_hash::FxHashMap<&str, &str> = Default::default();
         let mut reported = BTreeSet::new();
-        for (s, paths) in servers.iter().zip(&expanded) {
-            for p in paths {
+        for s in servers {
+            for p in &s.paths {
                 match owner.get(p.as_str()) {
                     Some(other) if *other != s.name => {
                         if reported.insert((s.name.clone(), p.clone())) {
@@ -978,17 +1039,12 @@ impl Validator<'_> {
     /// Expands each server's templates for every site.
     fn expand(
         &mut self,
-        raw: &[RawServer],
+        raw: Vec<RawServer>,
         sites: &[Site],
         gateway: &GatewayTemplates,
     ) -> Vec<Server> {
         let mut out = Vec::with_capacity(raw.len());
         for r in raw {
-            let paths: Vec<String> = r
-                .paths
-                .iter()
-                .map(|p| p.replace("{server}", &r.name))
-                .collect();
             let mut auth = Vec::with_capacity(sites.len());
             for (si, site) in sites.iter().enumerate() {
                 let base = site.base();
@@ -1073,17 +1129,16 @@ impl Validator<'_> {
                 auth.push(a);
             }
             out.push(Server {
-                name: r.name.clone(),
-                mode: r.mode,
-                scopes: r.scopes.clone(),
-                resource_name: r.resource_name.clone(),
-                resource_documentation: r.resource_documentation.clone(),
-                paths,
-                auth,
                 upstream_issuer: r
                     .issuer
-                    .clone()
                     .filter(|_| matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)),
+                name: r.name,
+                mode: r.mode,
+                scopes: r.scopes,
+                resource_name: r.resource_name,
+                resource_documentation: r.resource_documentation,
+                paths: r.paths,
+                auth,
                 discover: r.discover,
             });
         }
@@ -1133,14 +1188,14 @@ impl Validator<'_> {
     }
 
     /// Two hosted issuers at the same well-known URL would serve two documents at one address.
-    fn conflicting_issuers(&mut self, servers: &[Server], raw: &[RawServer]) {
-        let mut seen: HashMap<(usize, &str), &str> = HashMap::new();
-        for (s, r) in servers.iter().zip(raw) {
+    fn conflicting_issuers(&mut self, servers: &[Server]) {
+        let mut seen: rustc_hash::FxHashMap<(usize, &str), &str> = Default::default();
+        for s in servers {
             for a in &s.auth {
                 let Some(h) = &a.hosted else { continue };
                 match seen.get(&(h.site, h.well_known_path.as_str())) {
                     Some(other) if *other != s.name => self.key_error(
-                        &r.path,
+                        &child("servers", &s.name),
                         format!(
                             "its authorization-server issuer {} is also the issuer of server \"{other}\"; give each server its own issuer",
                             a.issuer

@@ -987,6 +987,29 @@ fn facade_warnings() {
 }
 
 #[test]
+fn the_rfc9207_caveat_is_printed_once_per_config() {
+    let facade = |name: &str| {
+        format!(
+            r#""{name}": {{"mode": "facade", "issuer": "https://sso.example.com/realms/eng", "authorization_endpoint": "https://sso.example.com/a", "token_endpoint": "https://sso.example.com/t", "registration_endpoint": "https://sso.example.com/r", "resource_paths": ["/{name}/{{server}}"]}}"#
+        )
+    };
+    let text = with_servers(&[facade("a"), facade("b"), facade("c")].join(", "));
+    let config = ok(&text);
+    let caveats: Vec<_> = config
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("RFC 9207"))
+        .collect();
+    assert_eq!(caveats.len(), 1, "{:?}", config.warnings);
+    assert_eq!(caveats[0].path, "servers.a.mode");
+    assert!(
+        caveats[0].message.contains("and 2 other facade servers"),
+        "{}",
+        caveats[0].message
+    );
+}
+
+#[test]
 fn the_demo_config_is_valid() {
     let config = parse(DEMO, "(demo)").unwrap_or_else(|p| panic!("{p}"));
     assert_eq!(config.servers.len(), 4);
