@@ -8,10 +8,12 @@ Subcommands (each prints one line: a value or a JSON object):
   timed [--stdout F] [--stderr F] -- CMD...
                                  run CMD; {"rc","wall_s","maxrss_kb"} (wait4 rusage of that child,
                                  which is what /usr/bin/time -v reports as "Maximum resident set size")
-  startup --prm URL --ready URL [--timeout S] [--log F] -- CMD...
+  startup --prm URL --ready URL [--timeout S] [--log F]
+          [--reload-src F --reload-dst F --expect S] -- CMD...
                                  spawn CMD (a server), poll URL --prm until 200 and --ready until 200,
-                                 read its memory, SIGTERM it; {"first_prm_s","ready_s","hwm_kb",
-                                 "rss_kb","threads","stop_s","stop_rc"}
+                                 read its memory, [replace the config and time the reload,] SIGTERM
+                                 it; {"first_prm_s","ready_s","hwm_kb","rss_kb","threads",
+                                 ["reload_s","reload_hwm_kb",] "stop_s","stop_rc"}
   load --target NAME --round R --pid PID --url URL --lua F [--duration S] [--conns C] [--threads T]
                                  one wrk run; server CPU (utime+stime of PID and descendants) read
                                  from /proc before and after; one JSON line
@@ -25,6 +27,7 @@ import ctypes
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -73,8 +76,17 @@ def cpu_ticks(pid: int) -> int:
             f = _stat_fields(p)
         except OSError:
             continue
-        total += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+        # utime, stime (fields 14, 15) plus cutime, cstime (16, 17): the CPU of children already
+        # reaped, e.g. nginx workers that exited after a reload.
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
     return total
+
+
+def system_busy_ticks() -> int:
+    """All CPUs' non-idle time from /proc/stat (user nice system irq softirq steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
 
 
 def tcp_active_opens() -> int:
@@ -193,6 +205,27 @@ def cmd_startup(args):
         time.sleep(0.2)  # let start-up allocations settle before reading VmRSS
         m = mem(p.pid)
         res.update(hwm_kb=m["hwm_kb"], rss_kb=m["rss_kb"], threads=m["threads"])
+        if "reload-src" in o:
+            # Replace the config (write-temp-then-rename) and time until --prm serves --expect;
+            # VmHWM afterwards shows what holding two configs at once costs.
+            tmp = o["reload-dst"] + ".bench-tmp"
+            with open(o["reload-src"], "rb") as f, open(tmp, "wb") as g:
+                g.write(f.read())
+            t1 = time.monotonic()
+            os.replace(tmp, o["reload-dst"])
+            expect = o["expect"].encode()
+            reload_timeout = float(o.get("reload-timeout", "60"))
+            while time.monotonic() - t1 < reload_timeout:
+                st, body = http_status(o["prm"], timeout=5.0)
+                if st == 200 and expect in body:
+                    res["reload_s"] = round(time.monotonic() - t1, 4)
+                    break
+                time.sleep(0.001)
+            else:
+                res["reload_error"] = f"new document not served within {reload_timeout}s"
+            time.sleep(0.2)
+            m = mem(p.pid)
+            res.update(reload_hwm_kb=m["hwm_kb"], reload_rss_kb=m["rss_kb"])
         t1 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         try:
@@ -213,9 +246,12 @@ def cmd_load(args):
     pid = int(o["pid"])
     cmd = ["wrk", "-t", o.get("threads", "1"), "-c", o.get("conns", "32"), "-d", o.get("duration", "5") + "s",
            "--timeout", "5s", "-s", o["lua"], o["url"]]
-    o0, c0, w0 = tcp_active_opens(), cpu_ticks(pid), time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    o1, c1, w1 = tcp_active_opens(), cpu_ticks(pid), time.monotonic()
+    o0, b0, c0, w0 = tcp_active_opens(), system_busy_ticks(), cpu_ticks(pid), time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_pdeathsig)
+    stdout, stderr = p.communicate()
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # only wrk has been waited for so far
+    o1, b1, c1, w1 = tcp_active_opens(), system_busy_ticks(), cpu_ticks(pid), time.monotonic()
+    p.stdout, p.stderr = stdout, stderr
     rec = {"kind": "load", "target": o["target"], "round": int(o["round"])}
     line = [l for l in p.stdout.splitlines() if l.startswith("WRKJSON ")]
     if p.returncode != 0 or not line:
@@ -229,6 +265,11 @@ def cmd_load(args):
     rec["server_cpu_s"] = cpu_s
     rec["wall_s"] = w1 - w0
     rec["req_per_cpu_s"] = w["requests"] / cpu_s if cpu_s > 0 else None
+    # Where the machine's CPU went: the server, wrk, and everything else (other tenants, the
+    # kernel's softirq work not charged to either, this helper). "other" high = noisy round.
+    rec["wrk_cpu_s"] = ru.ru_utime + ru.ru_stime
+    rec["busy_cpu_s"] = (b1 - b0) / CLK_TCK
+    rec["other_cpu_s"] = max(0.0, rec["busy_cpu_s"] - cpu_s - rec["wrk_cpu_s"])
     # System-wide TCP connect()s during the run: wrk opens --conns at start and one more for
     # every connection the server closed under it, so (tcp_opens - conns) counts dropped
     # keep-alive connections (plus anything else connecting meanwhile: run on a quiet machine).
@@ -242,27 +283,35 @@ def cmd_load(args):
 
 
 def cmd_reload_latency(args):
-    """Time from 'config replaced' (after the rename / after `nginx -s reload` returns... no:
-    before it is sent) to the first response carrying the new body, polled every 1 ms.
-    --kind signpost: --swap 'CMD' writes the new config (write-temp-then-rename);
-    --kind nginx: --swap 'CMD' rewrites the conf and sends the reload.
-    --url URL, --expect STRING (substring of the new body), --timeout S."""
+    """--src FILE --dst FILE --url URL --expect STRING [--then CMD] [--timeout S]
+    Copy SRC next to DST (untimed), then t0, rename it over DST (write-temp-then-rename, as an
+    editor or a ConfigMap update does), run CMD if given (`nginx -s reload`), and poll URL every
+    1 ms until a 200 carries STRING. Prints {"latency_s", "then_s"} (then_s: time CMD took)."""
     o = opts(args)
     expect = o["expect"].encode()
     timeout = float(o.get("timeout", "30"))
+    tmp = o["dst"] + ".bench-tmp"
+    with open(o["src"], "rb") as f, open(tmp, "wb") as g:
+        g.write(f.read())
     t0 = time.monotonic()
-    r = subprocess.run(["bash", "-c", o["swap"]], capture_output=True, text=True)
-    t_swapped = time.monotonic()
-    if r.returncode != 0:
-        print(json.dumps({"error": f"swap failed: {r.stderr.strip()}"}))
-        return 1
+    os.replace(tmp, o["dst"])
+    res = {}
+    if "then" in o:
+        r = subprocess.run(["bash", "-c", o["then"]], capture_output=True, text=True)
+        res["then_s"] = round(time.monotonic() - t0, 5)
+        if r.returncode != 0:
+            res["error"] = f"{o['then']} failed: {r.stderr.strip()}"
+            print(json.dumps(res))
+            return 1
     while time.monotonic() - t0 < timeout:
         st, body = http_status(o["url"], timeout=1.0)
         if st == 200 and expect in body:
-            print(json.dumps({"latency_s": round(time.monotonic() - t0, 5), "swap_cmd_s": round(t_swapped - t0, 5)}))
+            res["latency_s"] = round(time.monotonic() - t0, 5)
+            print(json.dumps(res))
             return 0
         time.sleep(0.001)
-    print(json.dumps({"error": f"new body not served within {timeout}s"}))
+    res["error"] = f"new body not served within {timeout}s"
+    print(json.dumps(res))
     return 1
 
 
@@ -311,7 +360,8 @@ def cmd_render(args):
     w(f"- request: `GET {meta.get('prm_path')}` ({meta.get('body_bytes')} byte body) for one of "
       f"{meta.get('load_servers'):,} servers; every target sends the same body and the same "
       "Content-Type, Cache-Control, ETag, Access-Control-Allow-Origin")
-    w(f"- signpost: {meta.get('signpost_threads')} threads after start; hyper_baseline: tokio multi-thread, "
+    sp_threads = f"{meta['signpost_threads']} threads (all kinds) under load" if meta.get("signpost_threads") else "not measured"
+    w(f"- signpost: {sp_threads}; hyper_baseline: tokio multi-thread, "
       f"{meta.get('hyper_threads')} workers; nginx: worker_processes {meta.get('nginx_workers')}, "
       "keepalive_requests 1000000 (the default of 1000 would close every wrk connection each 1000 requests), "
       "access_log off, open_file_cache on for the static variant")
@@ -323,18 +373,27 @@ def cmd_render(args):
     for r in loads:
         if r["target"] not in targets:
             targets.append(r["target"])
+    # A round is quiet when less than QUIET cores went to anything but the server and wrk. When
+    # every target has a quiet round, the medians use quiet rounds only: on a shared machine the
+    # disturbed rounds measure the neighbours more than the servers.
+    QUIET = 0.25
+    def quiet(r):
+        return r.get("other_cpu_s", 0) / r["wall_s"] < QUIET
+    use_quiet = bool(targets) and all(any(quiet(r) for r in loads if r["target"] == t) for t in targets)
     summary = {}
     for t in targets:
-        rs = [r for r in loads if r["target"] == t]
+        rs = [r for r in loads if r["target"] == t and (quiet(r) or not use_quiet)]
         summary[t] = {
             "rps": med([r["rps"] for r in rs]),
             "p50": med([r["p50_us"] for r in rs]),
             "p99": med([r["p99_us"] for r in rs]),
             "rpc": med([r["req_per_cpu_s"] for r in rs]),
             "util": med([r["server_cpu_s"] / r["wall_s"] for r in rs]),
+            "wrk": med([r.get("wrk_cpu_s", 0) / r["wall_s"] for r in rs]),
+            "other": med([r.get("other_cpu_s", 0) / r["wall_s"] for r in rs]),
             "errors": sum(r["errors"] for r in rs),
             "rounds": len(rs),
-            "rps_all": [r["rps"] for r in rs],
+            "rps_all": [(r["rps"], quiet(r)) for r in loads if r["target"] == t],
         }
     for t, hwm in meta.get("peak_rss_kb", {}).items():
         if t in summary:
@@ -344,13 +403,27 @@ def cmd_render(args):
 
     w("## (a–c) PRM under keep-alive load")
     w("")
-    w("| target | median RPS | RPS per round | p50 | p99 | req / server CPU-s | server CPU (cores) | peak RSS | errors |")
+    if use_quiet:
+        w(f"Medians over the **quiet rounds** only (marked *q*: under {QUIET} cores of other work); "
+          "every round is listed.")
+    else:
+        w(f"No quiet round for every target (under {QUIET} cores of other work): medians over all rounds, "
+          "so treat differences under ~20% as noise.")
+    w("")
+    w("| target | median RPS | RPS per round | p50 | p99 | req / server CPU-s | CPU cores: server / wrk / other | peak RSS | errors |")
     w("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for t in targets:
         s = summary[t]
         name = t + (" (faster nginx)" if t == best_nginx and len(nginx_ts) > 1 else "")
-        w(f"| {name} | {fmt_int(s['rps'])} | {' / '.join(fmt_int(x) for x in s['rps_all'])} | {fmt_us(s['p50'])} | "
-          f"{fmt_us(s['p99'])} | {fmt_int(s['rpc'])} | {s['util']:.2f} | {fmt_mb(s.get('hwm'))} | {s['errors']} |")
+        name = {"nginx-return": "nginx `return 200`", "nginx-static": "nginx static file"}.get(t, t) + name[len(t):]
+        w(f"| {name} | {fmt_int(s['rps'])} | {' / '.join(fmt_int(x) + (' *q*' if q else '') for x, q in s['rps_all'])} | {fmt_us(s['p50'])} | "
+          f"{fmt_us(s['p99'])} | {fmt_int(s['rpc'])} | {s['util']:.2f} / {s['wrk']:.2f} / {s['other']:.2f} | "
+          f"{fmt_mb(s.get('hwm'))} | {s['errors']} |")
+    w("")
+    w("*other* CPU is the machine's busy time not charged to the server or wrk (other processes, "
+      "unattributed kernel work): when it is high, the round was disturbed. Requests per server "
+      "CPU-second also rise when the server is starved (more requests per wake-up), so compare "
+      "them between rounds of similar load.")
     w("")
     sp = summary.get("signpost")
     if sp:
@@ -377,8 +450,8 @@ def cmd_render(args):
     if scales:
         w("## (d, e) config load, start-up and memory by number of servers")
         w("")
-        w("| servers | config | `check` wall | `check` peak RSS | `serve` spawn → first PRM 200 | spawn → /readyz 200 | `serve` VmHWM | `serve` VmRSS | SIGTERM → exit |")
-        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("| servers | config | `check` wall | `check` peak RSS | `serve` spawn → first PRM 200 | spawn → /readyz 200 | `serve` VmHWM | `serve` VmRSS | reload (file replaced → new PRM) | VmHWM after reload | SIGTERM → exit |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in scales:
             c, s = r.get("check", {}), r.get("serve", {})
             if c.get("rc") not in (0, None):
@@ -387,12 +460,13 @@ def cmd_render(args):
                 cw = fmt_s(c.get("wall_s"))
             if "error" in s:
                 w(f"| {r['servers']:,} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
-                  f"serve failed: {s['error']} | | | | |")
+                  f"serve failed: {s['error']} | | | | | | |")
                 continue
             stop = fmt_s(s.get("stop_s")) + ("" if s.get("stop_rc") == 0 else f" (exit {s.get('stop_rc')})")
             w(f"| {r['servers']:,} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
               f"{fmt_s(s.get('first_prm_s'))} | {fmt_s(s.get('ready_s'))} | {fmt_mb(s.get('hwm_kb'))} | "
-              f"{fmt_mb(s.get('rss_kb'))} | {stop} |")
+              f"{fmt_mb(s.get('rss_kb'))} | {s.get('reload_error') or fmt_s(s.get('reload_s'))} | "
+              f"{fmt_mb(s.get('reload_hwm_kb'))} | {stop} |")
         w("")
         w("`check` prints every URL served (to /dev/null here), so its time includes rendering that listing. "
           "Peak RSS of `check` is wait4's ru_maxrss (what `/usr/bin/time -v` reports); "
@@ -425,15 +499,48 @@ def cmd_render(args):
     if ru:
         w("## reload under load")
         w("")
-        w("| target | reloads | requests | RPS | errors (connect / read / write / timeout / non-2xx) | p99 | max latency |")
-        w("|---|---:|---:|---:|---|---:|---:|")
+        w(f"wrk `-c{meta.get('conns')}` for {meta.get('reload_load_s')} s, config replaced every {meta.get('reload_every')} s "
+          "(alternating two variants). wrk counts a keep-alive connection the server closes under it as a "
+          "read error (its pipelined next request dies with it; a browser would retry an idempotent GET). "
+          "*reconnects*: TCP connects beyond wrk's initial ones (system-wide ActiveOpens delta, so other "
+          "processes' connects count too); *applied*: signpost's `/status` generation delta.")
+        w("")
+        w("| target | reloads | applied | requests | RPS | errors (connect / read / write / timeout / non-2xx) | reconnects | p99 | max latency |")
+        w("|---|---:|---:|---:|---:|---|---:|---:|---:|")
         for r in ru:
             if "error" in r:
-                w(f"| {r['target']} | | | | failed: {r['error']} | | |")
+                w(f"| {r['target']} | | | | | failed: {r['error']} | | | |")
                 continue
-            w(f"| {r['target']} | {r['reloads']} | {fmt_int(r['requests'])} | {fmt_int(r['rps'])} | "
+            w(f"| {r['target']} | {r['reloads']} | {r.get('generations', '–')} | {fmt_int(r['requests'])} | {fmt_int(r['rps'])} | "
               f"{r['err_connect']} / {r['err_read']} / {r['err_write']} / {r['err_timeout']} / {r['err_status']} | "
-              f"{fmt_us(r['p99_us'])} | {fmt_us(r['max_us'])} |")
+              f"{r.get('reconnects', '–')} | {fmt_us(r['p99_us'])} | {fmt_us(r['max_us'])} |")
+        w("")
+    big = [r for r in recs if r.get("kind") == "big"]
+    if big:
+        w("## (g) the largest scale under load, and a reload mid-run")
+        w("")
+        w("Same request shape (the middle server's PRM). The reload row replaces the config file 1 s "
+          "into the run (the run lasts 4x the unloaded reload time of (d) plus the load duration); "
+          "*reload applied after*: seconds from the rename until `/status` showed the new generation "
+          "(polled every 0.2 s), while the load ran.")
+        w("")
+        w("| run | duration | RPS | p50 | p99 | max latency | req / server CPU-s | CPU cores: server / wrk / other | errors | reload applied after |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in big:
+            if "error" in r:
+                w(f"| {r['target']} | | failed: {r['error']} | | | | | | | |")
+                continue
+            wall = r["wall_s"]
+            if "generations" not in r:
+                applied = "–"
+            elif r.get("generations", 0) < 1:
+                applied = "**not within the run**"
+            else:
+                applied = f"~{r['applied_after_s']} s" if r.get("applied_after_s", -1) >= 0 else "yes"
+            w(f"| {r['target']} | {r['wall_s']:.0f} s | {fmt_int(r['rps'])} | {fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | "
+              f"{fmt_us(r['max_us'])} | {fmt_int(r['req_per_cpu_s'])} | {r['server_cpu_s'] / wall:.2f} / "
+              f"{r.get('wrk_cpu_s', 0) / wall:.2f} / {r.get('other_cpu_s', 0) / wall:.2f} | {r['errors']} | "
+              f"{applied} |")
         w("")
     for n in meta.get("notes", []):
         w(f"- {n}")
@@ -458,6 +565,54 @@ def main(argv):
         return 0
     if cmd == "wait-http":
         return 0 if wait_http(args[0], float(args[1]) if len(args) > 1 else 60, interval=0.02) else 1
+    if cmd == "brief":  # one line for the log from a load record
+        r = json.loads(args[0])
+        if "error" in r:
+            print(r["error"])
+        else:
+            print(f"{r['rps']:,.0f} rps, p50 {fmt_us(r['p50_us'])}, p99 {fmt_us(r['p99_us'])}, "
+                  f"{fmt_int(r['req_per_cpu_s'])} req/server-CPU-s, CPU server/wrk/other {r['server_cpu_s']:.1f}/{r['wrk_cpu_s']:.1f}/{r['other_cpu_s']:.1f} s, "
+                  f"errors {r['errors']}, tcp opens {r['tcp_opens']}")
+        return 0
+    if cmd == "ok-field":  # JSON KEY: exit 1 when the record has KEY (an error field)
+        return 1 if args[1] in json.loads(args[0]) else 0
+    if cmd == "ok":  # exit 0 iff a load record ran without errors
+        r = json.loads(args[0])
+        return 0 if "error" not in r and r.get("errors") == 0 else 1
+    if cmd == "tag":  # JSON record + key=value pairs (ints stay ints)
+        r = json.loads(args[0])
+        for kv in args[1:]:
+            k, _, v = kv.partition("=")
+            try:
+                r[k] = int(v)
+            except ValueError:
+                try:
+                    r[k] = float(v)
+                except ValueError:
+                    r[k] = v
+        print(json.dumps(r))
+        return 0
+    if cmd == "field":  # FILE KEY: one key of a one-record JSON file
+        print(json.load(open(args[0]))[args[1]])
+        return 0
+    if cmd == "median-field":  # RESULTS KEY [k=v filters]
+        recs = [json.loads(l) for l in open(args[0]) if l.strip()]
+        for kv in args[2:]:
+            k, _, v = kv.partition("=")
+            recs = [r for r in recs if str(r.get(k)) == v]
+        m = med([r.get(args[1]) for r in recs])
+        print("–" if m is None else f"{m:.3f}")
+        return 0
+    if cmd == "quiet":  # [MAX_CORES WAIT_S]: busy cores over 1 s; with WAIT_S, resample until below MAX_CORES
+        limit = float(args[0]) if args else 0.0
+        deadline = time.monotonic() + (float(args[1]) if len(args) > 1 else 0.0)
+        while True:
+            b0 = system_busy_ticks()
+            time.sleep(1.0)
+            busy = (system_busy_ticks() - b0) / CLK_TCK
+            if busy <= limit or time.monotonic() >= deadline:
+                print(f"{busy:.2f}")
+                return 0
     if cmd == "mem":
         print(json.dumps(mem(int(args[0]))))
         return 0

@@ -6,9 +6,9 @@ usage: gen_config.py N PUBLIC_URL [OUT] [--variant K]
 Servers are s0 .. s{N-1}, modes cycling delegate, facade, gateway (so s500 is gateway,
 s501 delegate, ...); every third one of each has scopes and a resource_name, so the
 documents differ in shape as well as in URL. The default resource_paths apply (three
-routes per server). --variant K changes only s500's resource_name (and the
-cache_max_age stays 300), so a reload benchmark can tell the old document from the new
-one. OUT defaults to stdout; a file is written to OUT.tmp and renamed over OUT (the way
+routes per server). The middle server s{N//2} (s500 of 1,000, the one run.sh loads) always
+has resource_name "Server {N//2} (variant K)", K from --variant (default 0): a reload
+benchmark changes only that, and can tell the old document from the new one. OUT defaults to stdout; a file is written to OUT.tmp and renamed over OUT (the way
 an editor or a ConfigMap update replaces it), so a watcher never sees half a file.
 Python 3 standard library only.
 """
@@ -20,7 +20,7 @@ import sys
 MODES = ("delegate", "facade", "gateway")
 
 
-def server(i: int, variant: int) -> dict:
+def server(i: int, middle: int, variant: int) -> dict:
     mode = MODES[i % 3]
     s: dict = {"mode": mode}
     if mode == "delegate":
@@ -31,13 +31,12 @@ def server(i: int, variant: int) -> dict:
         s["issuer"] = base
         s["authorization_endpoint"] = f"{base}/oauth2/authorize"
         s["token_endpoint"] = f"{base}/oauth2/token"
-        if i % 2 == 0:
-            s["registration_endpoint"] = f"{base}/oauth2/register"
+        s["registration_endpoint"] = f"{base}/oauth2/register"
     if (i // 3) % 3 == 0:
         s["scopes"] = [f"read:s{i}", "offline_access"]
         s["resource_name"] = f"Server {i}"
-    if i == 500:
-        s["resource_name"] = f"Server 500 (variant {variant})"
+    if i == middle:
+        s["resource_name"] = f"Server {i} (variant {variant})"
     return s
 
 
@@ -45,7 +44,7 @@ def config(n: int, public_url: str, variant: int = 0) -> dict:
     return {
         "public_url": public_url,
         "cache_max_age": 300,
-        "servers": {f"s{i}": server(i, variant) for i in range(n)},
+        "servers": {f"s{i}": server(i, n // 2, variant) for i in range(n)},
     }
 
 

@@ -7,15 +7,18 @@
 //! between the two is signpost's own overhead.
 //!
 //! Usage:
-//!   hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--header 'Name: value']...
+//!   hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--timer] [--header 'Name: value']...
 //!
 //! With no `--header`, the response carries the headers of a signpost PRM document:
 //! `Content-Type: application/json`, `Cache-Control: public, max-age=300`,
 //! `Access-Control-Allow-Origin: *` and a strong `ETag` over the body. Any `--header`
 //! replaces the default of the same name (run.sh passes the values signpost itself sent,
 //! so the two answers are byte-identical). `--threads` sets tokio's worker threads
-//! (default: one per CPU, as `#[tokio::main]`). `LISTEN_ADDR` may use port 0; the
-//! bound address is printed on stdout as `listening on ADDR`.
+//! (default: one per CPU, as `#[tokio::main]`). `--timer` gives the connection builder the
+//! settings signpost's own listener uses (a tokio timer with a 10 s header-read timeout, a
+//! 16 KiB buffer cap): the difference it makes isolates what those cost from what routing
+//! costs. `LISTEN_ADDR` may use port 0; the bound address is printed on stdout as
+//! `listening on ADDR`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,7 +30,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 
@@ -39,7 +42,7 @@ struct Fixed {
 fn usage(msg: &str) -> ! {
     eprintln!("hyper_baseline: {msg}");
     eprintln!(
-        "usage: hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--header 'Name: value']..."
+        "usage: hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--timer] [--header 'Name: value']..."
     );
     std::process::exit(2);
 }
@@ -58,6 +61,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();
     let mut threads: Option<usize> = None;
+    let mut timer = false;
     let mut extra: Vec<(HeaderName, HeaderValue)> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -83,6 +87,7 @@ fn main() {
                     .unwrap_or_else(|_| usage("--header: bad value"));
                 extra.push((name, value));
             }
+            "--timer" => timer = true,
             "-h" | "--help" => usage("help"),
             _ if a.starts_with("--") => usage(&format!("unknown option {a}")),
             _ => positional.push(a),
@@ -129,10 +134,10 @@ fn main() {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.build().expect("tokio runtime");
-    rt.block_on(serve(addr, fixed));
+    rt.block_on(serve(addr, fixed, timer));
 }
 
-async fn serve(addr: SocketAddr, fixed: Arc<Fixed>) {
+async fn serve(addr: SocketAddr, fixed: Arc<Fixed>, timer: bool) {
     let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| {
         eprintln!("hyper_baseline: cannot listen on {addr}: {e}");
         std::process::exit(1);
@@ -141,7 +146,20 @@ async fn serve(addr: SocketAddr, fixed: Arc<Fixed>) {
         "listening on {}",
         listener.local_addr().expect("local addr")
     );
-    let builder = Arc::new(Builder::new(TokioExecutor::new()));
+    let mut builder = Builder::new(TokioExecutor::new());
+    if timer {
+        // The same settings as signpost's src/server.rs.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(10))
+            .max_buf_size(16 * 1024);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(16 * 1024);
+    }
+    let builder = Arc::new(builder);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,

@@ -15,10 +15,13 @@
 #       100 / 1,000 / 10,000 / 100,000 servers
 #   (e) spawn -> first 200 on the PRM URL (signpost, hyper_baseline, nginx)
 #   (f) reload latency (config file replaced -> first response with the new document) and
-#       reload under load (failed requests, dropped keep-alive connections) vs `nginx -s reload`
+#       reload under load (failed requests, dropped keep-alive connections) vs `nginx -s reload`;
+#       reload latency and peak RSS at each scale of (d)
+#   (g) signpost under load at the largest scale, then with the config replaced mid-run
 #
-# Needs: Linux, bash, python3, curl, cargo; wrk and nginx are installed with apt-get when
-# missing (as root, or through sudo). Nothing is pinned; nginx runs unprivileged-style from a
+# Needs: Linux (/proc), bash 5, cargo; wrk, nginx, curl and python3 (stdlib only) are installed
+# with apt-get when missing (as root, or through sudo; a temporary policy-rc.d keeps the nginx
+# package from starting a system nginx). Nothing is pinned; nginx runs unprivileged-style from a
 # temp prefix (-p) on loopback ports; every child is killed on exit.
 #
 # Environment (defaults in brackets):
@@ -31,6 +34,13 @@
 #   BENCH_RELOAD_EVERY [0.5] seconds
 #   BENCH_THREADS [nproc] hyper_baseline workers and nginx worker_processes (signpost uses its
 #                        own default; its thread count is reported)
+#   BENCH_QUIET_WAIT [0] before each load round, wait up to this many seconds for the machine's
+#                        background load (other processes, e.g. a cargo build) to drop below
+#                        0.25 cores; the background load is reported either way
+#   BENCH_TIMER_BASELINE=1  also load a hyper_baseline with signpost's connection settings
+#                        (`--timer`: tokio timer + 10 s header-read timeout), to tell what those
+#                        cost apart from what routing costs
+#   BENCH_BIG_LOAD [1]   0 skips (g): load at the largest scale, then a reload mid-run
 #   BENCH_LONG=1         duration 15, rounds 5, start-up runs 10, reload runs 10, reload load 30 s
 #   BENCH_SKIP_BUILD=1   use existing binaries      BENCH_KEEP=1  keep the temp dir (logs, configs)
 #   SIGNPOST_BIN, HYPER_BASELINE_BIN   binaries to use (default: cargo's target/release)
@@ -56,6 +66,7 @@ LOAD_SERVERS=${BENCH_SERVERS:-1000}
 SCALES=${BENCH_SCALES:-"100 1000 10000 100000"}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-5}
 RELOAD=${BENCH_RELOAD:-1}
+SP_RELOADS=$RELOAD   # cleared when signpost is seen not to reload
 RELOAD_RUNS=${BENCH_RELOAD_RUNS:-5}
 RELOAD_LOAD_S=${BENCH_RELOAD_LOAD_S:-10}
 RELOAD_EVERY=${BENCH_RELOAD_EVERY:-0.5}
@@ -81,6 +92,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM ERR
   local pid
+  if [[ -n ${FG_PID:-} ]]; then PIDS+=("$FG_PID"); fi
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for _ in $(seq 50); do
     local alive=0
@@ -99,7 +111,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-trap 'printf "[bench] FATAL: command failed (exit %s) at %s:%s: %s\n" "$?" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" >&2' ERR
+trap 'printf "[bench] command failed (exit %s) at %s:%s: %s\n" "$?" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 # Start a long-lived child; its pid lands in $SPAWNED and in PIDS for the trap.
 spawn() {
@@ -109,12 +121,32 @@ spawn() {
   PIDS+=("$SPAWNED")
 }
 # Stop a child started by spawn (TERM, then KILL after 10 s).
+# forget PID: drop a reaped child from PIDS, so the exit trap never signals a reused pid.
+forget() {
+  local i
+  for i in "${!PIDS[@]}"; do if [[ ${PIDS[$i]} == "$1" ]]; then unset 'PIDS[i]'; fi; done
+}
 stop() {
   local pid=$1
+  forget "$pid"
   kill -TERM "$pid" 2>/dev/null || return 0
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+}
+# pyrun VAR SUBCOMMAND ARGS...: run a benchlib step in the background and wait for it, so that
+# INT/TERM interrupt the wait and clean up at once (bash defers traps while a foreground command
+# or a $(...) runs); its stdout lands in VAR.
+FG_PID=
+pyrun() {
+  local __var=$1; shift
+  python3 "$LIB" "$@" >"$WORK/pyrun.out" &
+  FG_PID=$!
+  local rc=0
+  wait "$FG_PID" || rc=$?
+  FG_PID=
+  printf -v "$__var" '%s' "$(<"$WORK/pyrun.out")"
+  return $rc
 }
 ports() { python3 "$LIB" ports "$1"; }
 wait_http() { # URL TIMEOUT PID LOG
@@ -128,7 +160,7 @@ need_apt=()
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx)
 command -v curl >/dev/null || need_apt+=(curl)
-command -v python3 >/dev/null || die "python3 is required"
+command -v python3 >/dev/null || need_apt+=(python3)
 if (( ${#need_apt[@]} )); then
   SUDO=
   if [[ $EUID -ne 0 ]]; then command -v sudo >/dev/null || die "need ${need_apt[*]}: install them or run as root"; SUDO=sudo; fi
@@ -143,7 +175,7 @@ if (( ${#need_apt[@]} )); then
     || die "apt-get install ${need_apt[*]} failed"
   if (( rcd_created )); then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 
 # ------------------------------------------------------------------ build
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
@@ -172,14 +204,18 @@ end
 EOF
 
 # ------------------------------------------------------------------ nginx config
-# write_nginx_conf DIR PORT_RETURN PORT_STATIC BODYFILE HEADERSFILE
 # HEADERSFILE: "Name: value" lines (Content-Type is set with default_type).
+# write_nginx_conf DIR PORT_RETURN PORT_STATIC BODYFILE HEADERSFILE [CONF_OUT]
+# With CONF_OUT only that file is written (a reload variant); else DIR/nginx.conf and the static file.
 write_nginx_conf() {
-  local dir=$1 p_ret=$2 p_static=$3 body=$4 hdrs=$5
-  mkdir -p "$dir/tmp" "$dir/www$(dirname "$PRM_PATH")"
-  cp "$body" "$dir/www$PRM_PATH"
-  chmod -R a+rX "$dir"
-  python3 - "$dir" "$p_ret" "$p_static" "$body" "$hdrs" "$THREADS" "$PRM_PATH" >"$dir/nginx.conf.tmp" <<'EOF'
+  local dir=$1 p_ret=$2 p_static=$3 body=$4 hdrs=$5 conf=${6:-}
+  if [[ -z $conf ]]; then
+    conf=$dir/nginx.conf
+    mkdir -p "$dir/tmp" "$dir/www$(dirname "$PRM_PATH")"
+    cp "$body" "$dir/www$PRM_PATH"
+    chmod -R a+rX "$dir"
+  fi
+  python3 - "$dir" "$p_ret" "$p_static" "$body" "$hdrs" "$THREADS" "$PRM_PATH" >"$conf.tmp" <<'EOF'
 import sys
 d, p_ret, p_static, body_f, hdrs_f, workers, prm = sys.argv[1:]
 body = open(body_f, encoding="utf-8").read()
@@ -234,7 +270,7 @@ http {{
   }}
 }}""")
 EOF
-  mv "$dir/nginx.conf.tmp" "$dir/nginx.conf"
+  mv "$conf.tmp" "$conf"
 }
 
 # ------------------------------------------------------------------ metadata
@@ -255,21 +291,21 @@ meta mem_total "$(jstr "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /
 meta kernel "$(jstr "$(uname -r)")"
 meta git_rev "$(jstr "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')")"
 meta rustc "$(jstr "$(rustc --version 2>/dev/null | cut -d' ' -f1-2 || echo rustc?)")"
-meta nginx_version "$(jstr "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')")"
-meta wrk_version "$(jstr "$(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')")"
+meta nginx_version "$(jstr "$("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //')")"
+meta wrk_version "$(jstr "$( (wrk -v 2>&1 || true) | head -1 | awk '{print "wrk " $2}')")"
 meta duration "$DURATION"; meta rounds "$ROUNDS"; meta conns "$CONNS"; meta wrk_threads "$WRK_THREADS"
 meta load_servers "$LOAD_SERVERS"; meta prm_path "$(jstr "$PRM_PATH")"
-meta hyper_threads "$THREADS"; meta nginx_workers "$THREADS"
+meta hyper_threads "$THREADS"; meta nginx_workers "$THREADS"; meta reload_load_s "$RELOAD_LOAD_S"; meta reload_every "$RELOAD_EVERY"
 NOTES=()
 
 # ------------------------------------------------------------------ (a-c) load
-read -r P_SP A_SP P_HY P_NR P_NS < <(ports 5)
+read -r P_SP A_SP P_HY P_NR P_NS P_HT < <(ports 6)
 BODY=$WORK/prm.body
 HDRS=$WORK/prm.headers
 if [[ $NO_SIGNPOST == 1 ]]; then
   log "BENCH_NO_SIGNPOST=1: synthetic PRM body, signpost not measured"
-  printf '{"resource":"http://127.0.0.1:%s/mcp/%s/mcp","authorization_servers":["http://127.0.0.1:%s/%s"],"bearer_methods_supported":["header"],"scopes_supported":["read:%s","offline_access"],"resource_name":"Server 500 (variant 0)"}' \
-    "$P_SP" "$PRM_SERVER" "$P_SP" "$PRM_SERVER" "$PRM_SERVER" >"$BODY"
+  printf '{"resource":"http://127.0.0.1:%s/mcp/%s/mcp","authorization_servers":["http://127.0.0.1:%s/%s"],"bearer_methods_supported":["header"],"scopes_supported":["read:%s","offline_access"],"resource_name":"Server %s (variant 0)"}' \
+    "$P_SP" "$PRM_SERVER" "$P_SP" "$PRM_SERVER" "$PRM_SERVER" "$((LOAD_SERVERS / 2))" >"$BODY"
   printf 'Content-Type: application/json\nCache-Control: public, max-age=300\nETag: "0123456789abcdef"\nAccess-Control-Allow-Origin: *\n' >"$HDRS"
   NOTES+=("BENCH_NO_SIGNPOST=1: synthetic body, signpost not measured")
 else
@@ -292,12 +328,19 @@ hy_args=()
 while IFS= read -r h; do hy_args+=(--header "$h"); done <"$HDRS"
 spawn "$WORK/hyper.log" "$HYPER_BIN" "$BODY" "127.0.0.1:$P_HY" --threads "$THREADS" "${hy_args[@]}"
 HY_PID=$SPAWNED
+if [[ ${BENCH_TIMER_BASELINE:-0} == 1 ]]; then
+  spawn "$WORK/hyper-timer.log" "$HYPER_BIN" "$BODY" "127.0.0.1:$P_HT" --threads "$THREADS" --timer "${hy_args[@]}"
+  HT_PID=$SPAWNED
+fi
 NGX=$WORK/nginx
 write_nginx_conf "$NGX" "$P_NR" "$P_NS" "$BODY" "$HDRS"
-"$NGINX" -t -q -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" 2>"$WORK/nginx-t.log" || die "nginx -t failed: $(cat "$WORK/nginx-t.log")"
-spawn "$WORK/nginx.log" "$NGINX" -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf"
+"$NGINX_BIN" -t -q -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" 2>"$WORK/nginx-t.log" || die "nginx -t failed: $(cat "$WORK/nginx-t.log")"
+spawn "$WORK/nginx.log" "$NGINX_BIN" -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf"
 NG_PID=$SPAWNED
 wait_http "http://127.0.0.1:$P_HY$PRM_PATH" 30 "$HY_PID" "$WORK/hyper.log"
+if [[ ${BENCH_TIMER_BASELINE:-0} == 1 ]]; then
+  wait_http "http://127.0.0.1:$P_HT$PRM_PATH" 30 "$HT_PID" "$WORK/hyper-timer.log"
+fi
 wait_http "http://127.0.0.1:$P_NR$PRM_PATH" 30 "$NG_PID" "$NGX/error.log"
 wait_http "http://127.0.0.1:$P_NS$PRM_PATH" 30 "$NG_PID" "$NGX/error.log"
 
@@ -305,6 +348,10 @@ wait_http "http://127.0.0.1:$P_NS$PRM_PATH" 30 "$NG_PID" "$NGX/error.log"
 declare -A URL=([hyper_baseline]="http://127.0.0.1:$P_HY$PRM_PATH" [nginx-return]="http://127.0.0.1:$P_NR$PRM_PATH" [nginx-static]="http://127.0.0.1:$P_NS$PRM_PATH")
 declare -A PID=([hyper_baseline]=$HY_PID [nginx-return]=$NG_PID [nginx-static]=$NG_PID)
 TARGETS=(hyper_baseline nginx-return nginx-static)
+if [[ ${BENCH_TIMER_BASELINE:-0} == 1 ]]; then
+  URL[hyper_baseline+timer]="http://127.0.0.1:$P_HT$PRM_PATH"; PID[hyper_baseline+timer]=$HT_PID
+  TARGETS=(hyper_baseline hyper_baseline+timer nginx-return nginx-static)
+fi
 if [[ $NO_SIGNPOST != 1 ]]; then
   URL[signpost]="http://127.0.0.1:$P_SP$PRM_PATH"; PID[signpost]=$SP_PID
   TARGETS=(signpost "${TARGETS[@]}")
@@ -321,6 +368,13 @@ for t in "${TARGETS[@]}"; do
 done
 [[ $NO_SIGNPOST == 1 ]] || meta signpost_threads "$(python3 "$LIB" mem "$SP_PID" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threads"])')"
 
+bg=$(python3 "$LIB" quiet)
+log "background load before the load phase: $bg cores busy (of $NPROC)"
+if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0.25 else 1)" "$bg"; then
+  log "WARNING: the machine is not idle ($bg cores busy); results will be noisy (see the 'other' CPU column; BENCH_QUIET_WAIT=60 waits for quiet)"
+  NOTES+=("the machine was not idle before the load phase: $bg of $NPROC cores busy with other work")
+fi
+QUIET_WAIT=${BENCH_QUIET_WAIT:-0}
 log "load: ${#TARGETS[@]} targets x $ROUNDS rounds x ${DURATION}s (wrk -t$WRK_THREADS -c$CONNS), 1 s warm-up each"
 for t in "${TARGETS[@]}"; do
   wrk -t "$WRK_THREADS" -c "$CONNS" -d 1s "${URL[$t]}" >/dev/null || die "wrk warm-up against $t failed"
@@ -329,16 +383,23 @@ n=${#TARGETS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < n; i++)); do
     t=${TARGETS[$(((i + r - 1) % n))]}   # rotate the order so no target always runs first
-    line=$(python3 "$LIB" load --target "$t" --round "$r" --pid "${PID[$t]}" --url "${URL[$t]}" --lua "$WORK/report.lua" \
-      --duration "$DURATION" --conns "$CONNS" --threads "$WRK_THREADS") || fail "load $t round $r: $line"
+    if [[ $QUIET_WAIT != 0 ]]; then
+      bg=$(python3 "$LIB" quiet 0.25 "$QUIET_WAIT")
+      if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0.25 else 1)" "$bg"; then
+        log "still $bg cores busy after ${QUIET_WAIT}s; measuring anyway"
+      fi
+    fi
+    pyrun line load --target "$t" --round "$r" --pid "${PID[$t]}" --url "${URL[$t]}" --lua "$WORK/report.lua" \
+      --duration "$DURATION" --conns "$CONNS" --threads "$WRK_THREADS" || fail "load $t round $r: $line"
     echo "$line" >>"$RESULTS"
-    log "round $r $t: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(f"{r.get("rps",0):,.0f} rps, p99 {r.get("p99_us")} us, {r.get("req_per_cpu_s") or 0:,.0f} req/cpu-s, errors {r.get("errors")}, tcp opens {r.get("tcp_opens")}", r.get("error",""))' "$line")"
-    [[ $(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("errors",1))' "$line") == 0 ]] || fail "$t round $r had errors"
+    log "round $r $t: $(python3 "$LIB" brief "$line")"
+    python3 "$LIB" ok "$line" || fail "$t round $r had errors"
   done
 done
 hwm() { python3 "$LIB" mem "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["hwm_kb"])'; }
-peak=$(printf '{"hyper_baseline":%s,"nginx-return":%s,"nginx-static":%s%s}' "$(hwm "$HY_PID")" "$(hwm "$NG_PID")" "$(hwm "$NG_PID")" \
-  "$([[ $NO_SIGNPOST == 1 ]] || printf ',"signpost":%s' "$(hwm "$SP_PID")")")
+peak='{'
+for t in "${TARGETS[@]}"; do peak+="\"$t\":$(hwm "${PID[$t]}"),"; done
+peak="${peak%,}"; peak+="}"
 meta peak_rss_kb "$peak"
 meta peak_rss_note "$(jstr "Peak RSS is VmHWM after all rounds; for nginx it is the sum over master + $THREADS workers (shared pages counted in each), and one nginx instance served both variants.")"
 
@@ -351,58 +412,64 @@ if [[ $NO_SIGNPOST != 1 && $RELOAD == 1 ]]; then
 fi
 if [[ $NO_SIGNPOST != 1 && $RELOAD == 1 ]]; then
   status_gen() { curl -fsS "http://127.0.0.1:$A_SP/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])'; }
-  nginx_variant() { # k: rewrite the nginx conf with variant k's body and reload
-    sed "s/variant 0/variant $1/" "$BODY" >"$WORK/body.v"
-    write_nginx_conf "$NGX" "$P_NR" "$P_NS" "$WORK/body.v" "$HDRS"
-    "$NGINX" -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" -s reload
-  }
-  export -f write_nginx_conf nginx_variant
-  export NGX P_NR P_NS BODY HDRS NGINX WORK THREADS PRM_PATH
+  # Variants are generated up front so that no generator runs inside a timed window.
+  VAR=$WORK/variants
+  mkdir -p "$VAR"
+  NGINX_RELOAD="'$NGINX_BIN' -p '$NGX' -e '$NGX/error.log' -c '$NGX/nginx.conf' -s reload"
+  variant_ids=(1001 1002)
+  for ((k = 1; k <= RELOAD_RUNS; k++)); do variant_ids+=("$k"); done
+  for k in "${variant_ids[@]}"; do
+    python3 "$HERE/gen_config.py" "$LOAD_SERVERS" "http://127.0.0.1:$P_SP" "$VAR/signpost-$k.json" --variant "$k"
+    sed "s/variant 0)/variant $k)/" "$BODY" >"$VAR/body-$k"
+    write_nginx_conf "$NGX" "$P_NR" "$P_NS" "$VAR/body-$k" "$HDRS" "$VAR/nginx-$k.conf"
+  done
   gen0=$(status_gen)
   log "reload latency: $RELOAD_RUNS runs each (signpost generation $gen0)"
-  k=0
-  for ((i = 1; i <= RELOAD_RUNS; i++)); do
-    k=$((k + 1))
-    line=$(python3 "$LIB" reload-latency --url "${URL[signpost]}" --expect "variant $k)" \
-      --swap "python3 '$HERE/gen_config.py' $LOAD_SERVERS 'http://127.0.0.1:$P_SP' '$CFG' --variant $k") || fail "signpost reload $i: $line"
-    echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); r.update(kind="reload", target="signpost"); print(json.dumps(r))' >>"$RESULTS"
-    line=$(python3 "$LIB" reload-latency --url "${URL[nginx-return]}" --expect "variant $k)" --swap "nginx_variant $k") || fail "nginx reload $i: $line"
-    echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); r.update(kind="reload", target="nginx"); print(json.dumps(r))' >>"$RESULTS"
+  for ((k = 1; k <= RELOAD_RUNS; k++)); do
+    if ((SP_RELOADS)); then
+      pyrun line reload-latency --timeout 15 --src "$VAR/signpost-$k.json" --dst "$CFG" --url "${URL[signpost]}" --expect "variant $k)" \
+        || { fail "signpost did not serve the replaced config: $line; skipping signpost's reload measurements"; SP_RELOADS=0; }
+      python3 "$LIB" tag "$line" kind=reload target=signpost >>"$RESULTS"
+    fi
+    pyrun line reload-latency --src "$VAR/nginx-$k.conf" --dst "$NGX/nginx.conf" --then "$NGINX_RELOAD" \
+      --url "${URL[nginx-return]}" --expect "variant $k)" || fail "nginx reload $k: $line"
+    python3 "$LIB" tag "$line" kind=reload target=nginx >>"$RESULTS"
     sleep 0.3
   done
   gen1=$(status_gen)
   log "signpost generation $gen0 -> $gen1 after $RELOAD_RUNS config replacements"
-  NOTES+=("reload latency: signpost's /status generation went $gen0 -> $gen1 over $RELOAD_RUNS file replacements; nginx latency includes spawning \`nginx -s reload\`")
+  NOTES+=("reload latency: signpost's /status generation went $gen0 -> $gen1 over $RELOAD_RUNS file replacements (write-temp-then-rename); nginx's includes running \`nginx -s reload\` (median $(python3 "$LIB" median-field "$RESULTS" then_s kind=reload target=nginx) s of it)")
 
-  # Reload under load: wrk for RELOAD_LOAD_S while the config is replaced every RELOAD_EVERY s.
-  for t in signpost nginx-return; do
+  # Reload under load: wrk for RELOAD_LOAD_S s while the config is replaced every RELOAD_EVERY s,
+  # alternating two pre-generated variants (cp to a temp name, then rename over the live file).
+  reload_targets=(nginx-return)
+  if ((SP_RELOADS)); then reload_targets=(signpost nginx-return); fi
+  for t in "${reload_targets[@]}"; do
     gen_before=$(status_gen)
     python3 "$LIB" load --target "$t" --round 0 --pid "${PID[$t]}" --url "${URL[$t]}" --lua "$WORK/report.lua" \
       --duration "$RELOAD_LOAD_S" --conns "$CONNS" --threads "$WRK_THREADS" >"$WORK/reload-load.json" &
     LPID=$!
+    PIDS+=("$LPID")
     sleep 0.5
     nre=0
-    t_end=$(python3 -c "import time; print(time.time() + $RELOAD_LOAD_S - 1.0)")
-    while python3 -c "import sys,time; sys.exit(0 if time.time() < $t_end else 1)"; do
-      k=$((k + 1)); nre=$((nre + 1))
+    end=$((SECONDS + RELOAD_LOAD_S - 1))
+    while ((SECONDS < end)); do
+      k=$((1001 + nre % 2)); nre=$((nre + 1))
       if [[ $t == signpost ]]; then
-        python3 "$HERE/gen_config.py" "$LOAD_SERVERS" "http://127.0.0.1:$P_SP" "$CFG" --variant "$k"
+        cp "$VAR/signpost-$k.json" "$CFG.tmp" && mv "$CFG.tmp" "$CFG"
       else
-        nginx_variant "$k"
+        cp "$VAR/nginx-$k.conf" "$NGX/nginx.conf.tmp" && mv "$NGX/nginx.conf.tmp" "$NGX/nginx.conf"
+        bash -c "$NGINX_RELOAD" || fail "nginx -s reload failed"
       fi
       sleep "$RELOAD_EVERY"
     done
     wait "$LPID" || fail "reload under load ($t): wrk run failed: $(cat "$WORK/reload-load.json")"
+    forget "$LPID"
     gen_after=$(status_gen)
-    python3 - "$WORK/reload-load.json" "$nre" "$gen_before" "$gen_after" "$CONNS" >>"$RESULTS" <<'EOF'
-import json, sys
-p, n, g0, g1, conns = sys.argv[1:]
-r = json.load(open(p))
-r.update(kind="reload_load", target=r["target"].replace("-return", " (-s reload, return variant)"), reloads=int(n),
-         generations=int(g1) - int(g0), reconnects=r.get("tcp_opens", 0) - int(conns))
-print(json.dumps(r))
-EOF
-    log "reload under load $t: $(tail -1 "$RESULTS")"
+    extra=(kind=reload_load reloads="$nre" reconnects="$(( $(python3 "$LIB" field "$WORK/reload-load.json" tcp_opens) - CONNS ))")
+    if [[ $t == signpost ]]; then extra+=(generations="$((gen_after - gen_before))"); else extra+=(target="nginx (-s reload)"); fi
+    python3 "$LIB" tag "$(cat "$WORK/reload-load.json")" "${extra[@]}" >>"$RESULTS"
+    log "reload under load $t: $nre reloads, $(python3 "$LIB" brief "$(tail -1 "$RESULTS")")"
   done
 fi
 
@@ -413,7 +480,7 @@ for p in "${PID[@]}"; do stop "$p"; done
 startup() { # target servers prm-url ready-url -- cmd
   local t=$1 n=$2 prm=$3 ready=$4; shift 5
   local line
-  line=$(python3 "$LIB" startup --prm "$prm" --ready "$ready" --timeout 120 --log "$WORK/startup-$t.log" -- "$@") \
+  pyrun line startup --prm "$prm" --ready "$ready" --timeout 120 --log "$WORK/startup-$t.log" -- "$@" \
     || { fail "start-up $t: $line"; return 0; }
   echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); r.update(kind="startup", target=sys.argv[1], servers=int(sys.argv[2])); print(json.dumps(r))' "$t" "$n" >>"$RESULTS"
 }
@@ -429,7 +496,7 @@ for ((i = 1; i <= STARTUP_RUNS; i++)); do
     "$HYPER_BIN" "$BODY" "127.0.0.1:$p3" --threads "$THREADS" "${hy_args[@]}"
   write_nginx_conf "$WORK/nginx-s" "$p4" "$(ports 1)" "$BODY" "$HDRS"
   startup nginx-return 1 "http://127.0.0.1:$p4$PRM_PATH" "http://127.0.0.1:$p4$PRM_PATH" -- \
-    "$NGINX" -p "$WORK/nginx-s" -e "$WORK/nginx-s/error.log" -c "$WORK/nginx-s/nginx.conf"
+    "$NGINX_BIN" -p "$WORK/nginx-s" -e "$WORK/nginx-s/error.log" -c "$WORK/nginx-s/nginx.conf"
 done
 
 # ------------------------------------------------------------------ (d) scales
@@ -438,14 +505,18 @@ if [[ $NO_SIGNPOST != 1 ]]; then
     read -r p1 p2 < <(ports 2)
     f=$WORK/scale-$n.json
     python3 "$HERE/gen_config.py" "$n" "http://127.0.0.1:$p1" "$f"
+    python3 "$HERE/gen_config.py" "$n" "http://127.0.0.1:$p1" "$f.v1" --variant 1
     log "scale $n servers ($(du -h "$f" | cut -f1)): check"
-    chk=$(python3 "$LIB" timed --stderr "$WORK/check-$n.err" -- "$SIGNPOST_BIN" check --config "$f")
+    chk='' srv=''
+    pyrun chk timed --stderr "$WORK/check-$n.err" -- "$SIGNPOST_BIN" check --config "$f" || true
     [[ $(echo "$chk" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rc"])') == 0 ]] \
       || fail "signpost check at $n servers: $chk: $(head -5 "$WORK/check-$n.err")"
     log "scale $n servers: serve start-up"
-    srv=$(python3 "$LIB" startup --timeout 300 --log "$WORK/serve-$n.log" \
+    reload_opts=()
+    if [[ $SP_RELOADS == 1 ]]; then reload_opts=(--reload-src "$f.v1" --reload-dst "$f" --expect "variant 1)"); fi
+    pyrun srv startup --timeout 300 --log "$WORK/serve-$n.log" "${reload_opts[@]}" \
       --prm "http://127.0.0.1:$p1/.well-known/oauth-protected-resource/mcp/s$((n / 2))/mcp" --ready "http://127.0.0.1:$p2/readyz" -- \
-      "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2") \
+      "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2" \
       || fail "signpost serve at $n servers: $srv: $(tail -5 "$WORK/serve-$n.log")"
     python3 - "$n" "$(stat -c %s "$f")" "$chk" "$srv" >>"$RESULTS" <<'EOF'
 import json, sys
@@ -454,8 +525,67 @@ print(json.dumps({"kind": "scale", "servers": int(n), "config_bytes": int(size),
                   "serve": json.loads(srv) if srv.strip() else {"error": "no output"}}))
 EOF
     log "scale $n: $(tail -1 "$RESULTS")"
-    rm -f "$f"
+    python3 "$LIB" ok-field "$srv" reload_error || fail "signpost did not reload at $n servers: $srv"
+    rm -f "$f" "$f.v1"
   done
+fi
+
+# ------------------------------------------------------------------ (g) the largest scale under load
+# Does routing slow down with 100x the servers, and what does a reload that takes seconds do to
+# traffic already flowing? Load the largest config, measure, then replace it mid-run.
+BIG=0
+for n in $SCALES; do if ((n > BIG)); then BIG=$n; fi; done
+if [[ $NO_SIGNPOST != 1 && ${BENCH_BIG_LOAD:-1} == 1 && $BIG -gt 0 ]]; then
+  read -r p1 p2 < <(ports 2)
+  f=$WORK/big.json
+  python3 "$HERE/gen_config.py" "$BIG" "http://127.0.0.1:$p1" "$f"
+  python3 "$HERE/gen_config.py" "$BIG" "http://127.0.0.1:$p1" "$f.v1" --variant 1
+  big_url="http://127.0.0.1:$p1/.well-known/oauth-protected-resource/mcp/s$((BIG / 2))/mcp"
+  log "largest scale under load: $BIG servers"
+  spawn "$WORK/signpost-big.log" "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2"
+  BIG_PID=$SPAWNED
+  wait_http "$big_url" 300 "$BIG_PID" "$WORK/signpost-big.log"
+  wrk -t "$WRK_THREADS" -c "$CONNS" -d 1s "$big_url" >/dev/null
+  pyrun line load --target "signpost ($BIG servers)" --round 1 --pid "$BIG_PID" --url "$big_url" --lua "$WORK/report.lua" \
+    --duration "$DURATION" --conns "$CONNS" --threads "$WRK_THREADS" || fail "load at $BIG servers: $line"
+  python3 "$LIB" tag "$line" kind=big servers="$BIG" >>"$RESULTS"
+  log "$BIG servers: $(python3 "$LIB" brief "$line")"
+  if [[ $SP_RELOADS == 1 ]]; then
+    gen_before=$(curl -fsS "http://127.0.0.1:$p2/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])')
+    # Long enough for the reload to land even on a busy machine: 4x the unloaded reload time
+    # measured in (d), plus DURATION of steady state after it.
+    big_s=$(python3 - "$RESULTS" "$BIG" "$DURATION" <<'EOF'
+import json, math, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+r = [x["serve"].get("reload_s") for x in recs if x.get("kind") == "scale" and x["servers"] == int(sys.argv[2])]
+d = int(sys.argv[3])
+print(max(2 * d, math.ceil(4 * (r[0] or 0)) + d) if r and r[0] else 2 * d)
+EOF
+)
+    python3 "$LIB" load --target "signpost ($BIG servers, 1 reload)" --round 0 --pid "$BIG_PID" --url "$big_url" --lua "$WORK/report.lua" \
+      --duration "$big_s" --conns "$CONNS" --threads "$WRK_THREADS" >"$WORK/big-reload.json" &
+    LPID=$!
+    PIDS+=("$LPID")
+    sleep 1
+    cp "$f.v1" "$f.tmp" && mv "$f.tmp" "$f"
+    t_swap=$EPOCHREALTIME
+    applied_after=''
+    while kill -0 "$LPID" 2>/dev/null; do
+      g=$(curl -fsS --max-time 2 "http://127.0.0.1:$p2/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])' || echo "$gen_before")
+      if ((g != gen_before)); then applied_after=$(awk -v a="$t_swap" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'); break; fi
+      sleep 0.2
+    done
+    wait "$LPID" || fail "reload under load at $BIG servers: wrk run failed: $(cat "$WORK/big-reload.json")"
+    forget "$LPID"
+    gen_after=$(curl -fsS "http://127.0.0.1:$p2/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])')
+    line=$(cat "$WORK/big-reload.json")
+    python3 "$LIB" tag "$line" kind=big servers="$BIG" reloads=1 generations="$((gen_after - gen_before))" \
+      applied_after_s="${applied_after:--1}" >>"$RESULTS"
+    log "$BIG servers, reload mid-run ($big_s s): $(python3 "$LIB" brief "$line"); generation $gen_before -> $gen_after${applied_after:+ after ~${applied_after}s}"
+    if ((gen_after == gen_before)); then fail "signpost did not apply the $BIG-server config within the ${big_s}s run"; fi
+  fi
+  stop "$BIG_PID"
+  rm -f "$f" "$f.v1"
 fi
 
 # ------------------------------------------------------------------ report
@@ -464,6 +594,7 @@ mkdir -p "$(dirname "$OUT")"
 python3 "$LIB" render "$RESULTS" "$WORK/meta.json" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 cp "$RESULTS" "${OUT%.md}.jsonl"
+cp "$WORK/meta.json" "${OUT%.md}.meta.json"   # re-render: benchlib.py render X.jsonl X.meta.json
 cat "$OUT"
 log "report: $OUT (raw: ${OUT%.md}.jsonl)"
 (( FAILED == 0 )) || die "some measurements failed (see ERROR lines above and the report)"
