@@ -110,12 +110,14 @@ fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Ful
     };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
+    // Cloning the snapshot's ready-made header map and replacing the ETag placeholder costs
+    // about half of inserting four headers into an empty map (measured with callgrind).
     let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
-    if !fresh {
-        h.insert(header::CONTENT_TYPE, JSON);
-    }
-    h.insert(header::CACHE_CONTROL, registry.cache_control.clone());
+    *h = if fresh {
+        registry.not_modified_headers.clone()
+    } else {
+        registry.document_headers.clone()
+    };
     h.insert(header::ETAG, doc.etag.clone());
     response
 }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use hyper::header::HeaderValue;
+use hyper::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -75,6 +75,11 @@ pub struct Registry {
     origins: HashMap<Box<str>, usize>,
     /// `public, max-age=<cache_max_age>`.
     pub cache_control: HeaderValue,
+    /// The headers of every 200 document (CORS, content type, cache control) with an ETag
+    /// placeholder each response replaces.
+    pub document_headers: HeaderMap,
+    /// The same for a 304 (no content type).
+    pub not_modified_headers: HeaderMap,
 }
 
 /// The result of looking up a resource for a challenge.
@@ -151,6 +156,15 @@ impl Registry {
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
                 .expect("a number makes a valid header value");
+        let mut not_modified_headers = HeaderMap::with_capacity(3);
+        not_modified_headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            crate::public::ANY_ORIGIN,
+        );
+        not_modified_headers.insert(header::CACHE_CONTROL, cache_control.clone());
+        not_modified_headers.insert(header::ETAG, HeaderValue::from_static("\"\""));
+        let mut document_headers = not_modified_headers.clone();
+        document_headers.insert(header::CONTENT_TYPE, crate::public::JSON);
         Registry {
             source,
             config,
@@ -158,6 +172,8 @@ impl Registry {
             hosts,
             origins,
             cache_control,
+            document_headers,
+            not_modified_headers,
         }
     }
 
