@@ -148,13 +148,7 @@ fn upstreams(state: &AppState, registry: &Registry) -> serde_json::Value {
             .auth
             .iter()
             .filter_map(|a| a.hosted.as_ref())
-            .filter_map(|h| {
-                registry
-                    .sites
-                    .get(h.site)?
-                    .docs
-                    .get(h.well_known_path.as_str())
-            })
+            .filter_map(|h| registry.sites.get(h.site)?.document(&h.well_known_path))
             .any(|d| d.status != hyper::StatusCode::OK);
         let serving = match (pending, &status.document) {
             (false, _) => "ok",

@@ -78,12 +78,9 @@ fn target<'r, B>(registry: &'r Registry, req: &Request<B>) -> Target<'r> {
         .get(header::HOST)
         .map(HeaderValue::as_bytes)
         .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes()));
-    let doc = registry.site_for_host(host).and_then(|site| {
-        site.docs.get(path).or_else(|| {
-            let trimmed = path.strip_suffix('/')?;
-            site.docs.get(trimmed)
-        })
-    });
+    let doc = registry
+        .site_for_host(host)
+        .and_then(|site| site.find(path));
     match doc {
         Some(doc) => Target::Document(doc),
         None if path.starts_with(OIDC_PREFIX) => Target::Oidc,
@@ -93,7 +90,7 @@ fn target<'r, B>(registry: &'r Registry, req: &Request<B>) -> Target<'r> {
 
 fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
     if doc.status != StatusCode::OK {
-        let mut response = json(doc.status, doc.body.clone());
+        let mut response = json(doc.status, doc.body());
         let h = response.headers_mut();
         h.insert(header::RETRY_AFTER, RETRY_AFTER);
         h.insert(header::CACHE_CONTROL, NO_STORE);
@@ -102,11 +99,11 @@ fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Ful
     let fresh = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
-        .any(|v| etag_matches(v.as_bytes(), doc.etag.as_bytes()));
+        .any(|v| etag_matches(v.as_bytes(), doc.etag_bytes()));
     let (status, body) = if fresh {
         (StatusCode::NOT_MODIFIED, Bytes::new())
     } else {
-        (StatusCode::OK, doc.body.clone())
+        (StatusCode::OK, doc.body())
     };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
@@ -118,7 +115,7 @@ fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Ful
     } else {
         registry.document_headers.clone()
     };
-    h.insert(header::ETAG, doc.etag.clone());
+    h.insert(header::ETAG, doc.etag());
     response
 }
 

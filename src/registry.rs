@@ -30,15 +30,50 @@ pub enum DocKind {
     As,
 }
 
-/// One ready response body.
+/// One ready response: the body and its ETag in one allocation (a registry holds hundreds of
+/// thousands of them).
 #[derive(Debug, Clone)]
 pub struct Doc {
     pub kind: DocKind,
     /// 200, or 503 for a facade whose upstream endpoints are not known yet.
     pub status: StatusCode,
-    pub body: Bytes,
-    /// A strong ETag: `"<first 128 bits of the body's SHA-256, hex>"`.
-    pub etag: HeaderValue,
+    /// The body, then the ETag.
+    data: Bytes,
+    body_len: u32,
+}
+
+impl Doc {
+    fn new(kind: DocKind, status: StatusCode, mut data: Vec<u8>, body_len: usize) -> Doc {
+        data.shrink_to_fit();
+        Doc {
+            kind,
+            status,
+            data: Bytes::from(data),
+            body_len: u32::try_from(body_len).expect("a document is far smaller than 4 GiB"),
+        }
+    }
+
+    pub fn body(&self) -> Bytes {
+        self.data.slice(..self.body_len as usize)
+    }
+
+    /// The ETag as sent: `"<first 128 bits of the body's SHA-256, hex>"`.
+    pub fn etag_bytes(&self) -> &[u8] {
+        &self.data[self.body_len as usize..]
+    }
+
+    pub fn etag(&self) -> HeaderValue {
+        HeaderValue::from_maybe_shared(self.data.slice(self.body_len as usize..))
+            .expect("a quoted hex tag is a valid header value")
+    }
+}
+
+/// A resource path of a site: the server that owns it and, unless its mode is `none`, its PRM.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Index into the config's servers.
+    pub server: usize,
+    pub prm: Option<Doc>,
 }
 
 /// Where a config came from and when it was loaded (for `/status`).
@@ -53,14 +88,57 @@ pub struct Source {
     pub loaded_at: SystemTime,
 }
 
-/// One public origin's documents and resources.
+/// One public origin's documents and resources. PRMs are keyed by their resource path and AS
+/// documents by their issuer path, without the long well-known prefixes.
 #[derive(Debug)]
 pub struct SiteRoutes {
     pub site: Site,
-    /// Well-known path → document.
-    pub docs: HashMap<Box<str>, Doc>,
-    /// Full resource path (prefix included) → index into [`Registry::servers`].
-    pub resources: HashMap<Box<str>, usize>,
+    /// Full resource path (prefix included) → owner and PRM.
+    resources: HashMap<Box<str>, Resource>,
+    /// Issuer path without its terminating `/` (empty for a root issuer) → AS document.
+    issuers: HashMap<Box<str>, Doc>,
+}
+
+impl SiteRoutes {
+    /// The document served at a well-known `path` (the path exactly as the registry renders it).
+    pub fn document(&self, path: &str) -> Option<&Doc> {
+        if let Some(rest) = path.strip_prefix(PRM_PREFIX) {
+            let key = if rest.is_empty() { "/" } else { rest };
+            if !key.starts_with('/') || rest == "/" {
+                return None;
+            }
+            self.resources.get(key)?.prm.as_ref()
+        } else {
+            let rest = path.strip_prefix(AS_PREFIX)?;
+            (rest.is_empty() || rest.starts_with('/'))
+                .then(|| self.issuers.get(rest))
+                .flatten()
+        }
+    }
+
+    /// The document a request path names: [`SiteRoutes::document`], tolerating one trailing `/`.
+    pub fn find(&self, path: &str) -> Option<&Doc> {
+        self.document(path)
+            .or_else(|| self.document(path.strip_suffix('/')?))
+    }
+
+    /// Every document with its well-known path.
+    pub fn documents(&self) -> Vec<(String, &Doc)> {
+        let prms = self
+            .resources
+            .iter()
+            .filter_map(|(path, r)| Some((prm_path(path), r.prm.as_ref()?)));
+        let ases = self
+            .issuers
+            .iter()
+            .map(|(path, doc)| (concat(&[AS_PREFIX, path]), doc));
+        prms.chain(ases).collect()
+    }
+
+    /// The server owning a full resource path, if one does.
+    pub fn resource(&self, full_path: &str) -> Option<usize> {
+        self.resources.get(full_path).map(|r| r.server)
+    }
 }
 
 /// The immutable snapshot served until the next successful reload.
@@ -108,22 +186,20 @@ impl Registry {
             .iter()
             .map(|site| SiteRoutes {
                 site: site.clone(),
-                docs: HashMap::default(),
                 resources: HashMap::default(),
+                issuers: HashMap::default(),
             })
             .collect();
         for (si, site) in config.sites.iter().enumerate() {
             for (idx, server) in config.servers.iter().enumerate() {
                 for path in &server.paths {
                     let full = site.full_path(path);
-                    if let Some(auth) = server.auth.get(si) {
+                    let prm = server.auth.get(si).map(|auth| {
                         let resource = site.resource_url(&full);
-                        let body = render_prm(server, &resource, &auth.issuer);
-                        sites[si]
-                            .docs
-                            .insert(prm_path(&full).into(), doc(DocKind::Prm, &body));
-                    }
-                    sites[si].resources.insert(full.into(), idx);
+                        doc(DocKind::Prm, &render_prm(server, &resource, &auth.issuer))
+                    });
+                    let resource = Resource { server: idx, prm };
+                    sites[si].resources.insert(full.into(), resource);
                 }
                 if let Some(auth) = server.auth.get(si) {
                     if let Some(hosted) = &auth.hosted {
@@ -138,9 +214,8 @@ impl Registry {
                             Some(body) => doc(DocKind::As, &body),
                             None => pending(server),
                         };
-                        sites[hosted.site]
-                            .docs
-                            .insert(hosted.well_known_path.as_str().into(), doc);
+                        let issuer_path = &hosted.well_known_path[AS_PREFIX.len()..];
+                        sites[hosted.site].issuers.insert(issuer_path.into(), doc);
                     }
                 }
             }
@@ -220,7 +295,7 @@ impl Registry {
         let server = site
             .resources
             .get_key_value(path)
-            .map(|(path, i)| (&self.config.servers[*i], &**path));
+            .map(|(path, r)| (&self.config.servers[r.server], &**path));
         Some(Resolved { site, server })
     }
 
@@ -255,15 +330,7 @@ fn doc(kind: DocKind, value: &impl serde::Serialize) -> Doc {
     buf.push(b'"');
     buf.extend_from_slice(hex(&digest[..16]).as_bytes());
     buf.push(b'"');
-    buf.shrink_to_fit();
-    let all = Bytes::from(buf);
-    Doc {
-        kind,
-        status: StatusCode::OK,
-        body: all.slice(..len),
-        etag: HeaderValue::from_maybe_shared(all.slice(len..))
-            .expect("hex is a valid header value"),
-    }
+    Doc::new(kind, StatusCode::OK, buf, len)
 }
 
 /// The 503 a facade answers until its upstream's endpoints are known.
@@ -275,12 +342,10 @@ fn pending(server: &Server) -> Doc {
             server.upstream_issuer.as_deref().unwrap_or("")
         ),
     });
-    Doc {
-        kind: DocKind::As,
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        body: Bytes::from(body.to_string()),
-        etag: HeaderValue::from_static("\"pending\""),
-    }
+    let mut data = body.to_string().into_bytes();
+    let len = data.len();
+    data.extend_from_slice(b"\"pending\"");
+    Doc::new(DocKind::As, StatusCode::SERVICE_UNAVAILABLE, data, len)
 }
 
 /// Lower-case hex of `bytes`.

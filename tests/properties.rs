@@ -521,14 +521,14 @@ proptest! {
                     let full = site_spec.full_path(&p);
                     let doc_path = prm_path(&full);
                     let Some((issuer, _)) = &issuer else {
-                        prop_assert!(!site.docs.contains_key(doc_path.as_str()),
+                        prop_assert!(site.document(doc_path.as_str()).is_none(),
                             "a PRM for mode none server {} at {}", s.name, doc_path);
                         continue;
                     };
-                    let doc = site.docs.get(doc_path.as_str());
+                    let doc = site.document(doc_path.as_str());
                     prop_assert!(doc.is_some(), "no PRM at {}{}", site_spec.origin(), doc_path);
                     let doc = doc.expect("checked");
-                    let v: Value = serde_json::from_slice(&doc.body).expect("JSON");
+                    let v: Value = serde_json::from_slice(&doc.body()).expect("JSON");
                     let resource = if full == "/" {
                         site_spec.origin()
                     } else {
@@ -552,14 +552,15 @@ proptest! {
                     prop_assert!(expected[si].insert(doc_path, (DocKind::Prm, None)).is_none());
                 }
             }
-            let served: BTreeSet<&str> = site.docs.keys().map(|k| &**k).collect();
+            let documents = site.documents();
+            let served: BTreeSet<&str> = documents.iter().map(|(k, _)| k.as_str()).collect();
             let wanted: BTreeSet<&str> = expected[si].keys().map(String::as_str).collect();
             prop_assert_eq!(served, wanted, "documents of {}", site_spec.origin());
             for (path, (kind, issuer)) in &expected[si] {
-                let doc = &site.docs[path.as_str()];
+                let doc = site.document(path.as_str()).expect("listed");
                 prop_assert_eq!(doc.kind, *kind);
                 if let Some(issuer) = issuer {
-                    let v: Value = serde_json::from_slice(&doc.body).expect("JSON");
+                    let v: Value = serde_json::from_slice(&doc.body()).expect("JSON");
                     prop_assert_eq!(v["issuer"].as_str(), Some(issuer.as_str()));
                     prop_assert!(check::issuer_matches_location(
                         issuer,
@@ -575,12 +576,12 @@ proptest! {
         let registry = state.registry();
         for (si, site_spec) in spec.sites.iter().enumerate() {
             let hosts = [site_spec.host_header(), site_spec.host_header().to_ascii_uppercase()];
-            for (path, doc) in &registry.sites[si].docs {
+            for (path, doc) in registry.sites[si].documents() {
                 for host in &hosts {
                     for variant in [path.to_string(), format!("{path}/"), format!("{path}?x=1")] {
                         let (status, body) = get(&state, &variant, host);
                         prop_assert_eq!(status, StatusCode::OK, "GET {} Host {}", variant, host);
-                        prop_assert_eq!(&body[..], &doc.body[..], "GET {} Host {}", variant, host);
+                        prop_assert_eq!(&body[..], &doc.body()[..], "GET {} Host {}", variant, host);
                     }
                 }
             }

@@ -1,5 +1,5 @@
 //! The human checklist and the `--json` document (schema `signpost.probe/v1`, documented in
-//! docs/README-probe.md; fields are only ever added).
+//! the README's "Diagnosing a deployment" section; fields are only ever added).
 
 use std::fmt::Write;
 

@@ -53,12 +53,12 @@ pub fn check_registry(registry: &Registry) -> usize {
     let mut hosted: Vec<(String, String)> = Vec::new();
     for site in &registry.sites {
         let origin = &site.site.origin;
-        for (path, doc) in &site.docs {
+        for (path, doc) in site.documents() {
             let at = format!("{origin}{path}");
             assert!(
-                doc.etag.as_bytes().starts_with(b"\"") && doc.etag.as_bytes().ends_with(b"\""),
+                doc.etag_bytes().starts_with(b"\"") && doc.etag_bytes().ends_with(b"\""),
                 "{at}: ETag {:?} is not a strong quoted tag",
-                doc.etag
+                doc.etag()
             );
             if doc.status != StatusCode::OK {
                 // A facade waiting for its upstream's metadata (only with "discover": true).
@@ -71,7 +71,7 @@ pub fn check_registry(registry: &Registry) -> usize {
                 continue;
             }
             checked += 1;
-            let value: Value = serde_json::from_slice(&doc.body)
+            let value: Value = serde_json::from_slice(&doc.body())
                 .unwrap_or_else(|e| panic!("{at}: body is not JSON ({e})"));
             assert!(value.is_object(), "{at}: body is not a JSON object");
             if let Some(empty) = find_empty(&value, "") {
@@ -99,9 +99,8 @@ pub fn check_registry(registry: &Registry) -> usize {
                         "{at}"
                     );
                     let full = if suffix.is_empty() { "/" } else { suffix };
-                    let idx = *site
-                        .resources
-                        .get(full)
+                    let idx = site
+                        .resource(full)
                         .unwrap_or_else(|| panic!("{at}: PRM for a path no server owns"));
                     let server = &registry.config.servers[idx];
                     assert_ne!(
@@ -158,11 +157,15 @@ pub fn check_registry(registry: &Registry) -> usize {
     // Every AS document is some PRM's authorization server, and every hosted authorization server
     // of a PRM has its document where a client derives it from the issuer.
     for site in &registry.sites {
-        for doc in site.docs.values().filter(|d| d.kind == DocKind::As) {
+        for (_, doc) in site
+            .documents()
+            .into_iter()
+            .filter(|(_, d)| d.kind == DocKind::As)
+        {
             if doc.status != StatusCode::OK {
                 continue;
             }
-            let value: Value = serde_json::from_slice(&doc.body).expect("checked above");
+            let value: Value = serde_json::from_slice(&doc.body()).expect("checked above");
             let issuer = value["issuer"].as_str().expect("checked above");
             assert!(
                 prm_issuers.contains(issuer),
@@ -181,12 +184,12 @@ pub fn check_registry(registry: &Registry) -> usize {
             .unwrap_or_else(|| panic!("{at}: hosted issuer {issuer} under no site"));
         let path = url.path().trim_end_matches('/');
         let well_known = format!("{AS_PREFIX}{path}");
-        let doc = site.docs.get(well_known.as_str()).unwrap_or_else(|| {
+        let doc = site.document(well_known.as_str()).unwrap_or_else(|| {
             panic!("{at}: no AS document at {origin}{well_known} for issuer {issuer}")
         });
         assert_eq!(doc.kind, DocKind::As);
         if doc.status == StatusCode::OK {
-            let value: Value = serde_json::from_slice(&doc.body).expect("checked above");
+            let value: Value = serde_json::from_slice(&doc.body()).expect("checked above");
             assert_eq!(
                 value["issuer"].as_str(),
                 Some(issuer.as_str()),
