@@ -4,8 +4,8 @@
 //!
 //! * `config` — parse the JSON config and validate it into a checked `Config` (every problem at
 //!   once, with line and column).
-//! * `registry` — render every document of a `Config` once into an immutable `Registry`: response
-//!   bytes and ETags by (site, well-known path), and the resource index for challenges.
+//! * `registry` — render every document of a `Config` once into an immutable `Registry`: per site,
+//!   resource path → owner and PRM, issuer path → AS document, each with its ETag.
 //! * `state` — the `ArcSwap<Registry>` every request loads once, the metrics and readiness.
 //! * `public` — the `/.well-known/*` routes: a lookup and a write.
 //! * `admin` — `/challenge`, `/healthz`, `/readyz`, `/status`, `/metrics`.
@@ -14,8 +14,10 @@
 //! * `reload` — watch the config's directory (notify, poll, SIGHUP), decide from each look whether
 //!   the content changed, and install or reject the new snapshot.
 //! * `cli`, `app`, `shutdown` — the command line, the commands, the signals.
-//! * `fetch` — the bounded outbound HTTP client; `probe` — `signpost probe`, the deployment
+//! * `fetch` — the bounded outbound HTTP client; `upstream` — discovery of each upstream IdP's
+//!   metadata, its findings and its refresh; `probe` — `signpost probe`, the deployment
 //!   diagnosis that walks discovery as each client family does.
+//! * `metrics` — the counters behind `/metrics`.
 //!
 //! # Paths
 //!
@@ -23,7 +25,8 @@
 //! pre-rendered bytes. Reload: event batch or poll or SIGHUP → `reload::look` (resolve, hash) →
 //! `reload::decide` → read → `config::parse` → `Registry::build` → `AppState::install`
 //! (one store); a failed load changes nothing but `/status` and `/metrics`. Shutdown: signal →
-//! `/readyz` 503 → stop accepting → drain (bounded by `--shutdown-grace`) → exit 0.
+//! `/readyz` 503 → serve on for `--shutdown-delay` → stop accepting → drain (bounded by
+//! `--shutdown-grace`) → exit 0.
 
 #![forbid(unsafe_code)]
 

@@ -1,7 +1,8 @@
 //! The served snapshot: every discovery document of a config rendered once into response bytes
-//! with its ETag, indexed by (site, well-known path), plus the index the challenge endpoint uses
-//! (site, resource path) → server. A `Registry` is immutable; a reload builds a new one and swaps it
-//! in whole (see `state.rs`), so a request only ever sees one config.
+//! with its ETag. Per site (`public_url`), one map from resource path to its owning server and
+//! PRM (also the index `/challenge` resolves resources with) and one from issuer path to AS
+//! document. A `Registry` is immutable; a reload builds a new one and swaps it in whole (see
+//! `state.rs`), so a request only ever sees one config.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::time::SystemTime;
