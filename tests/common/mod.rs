@@ -50,6 +50,16 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("signpost.json");
         std::fs::write(&config_path, config).expect("write config");
+        TestServer::serve_file(dir, config_path, settings).await
+    }
+
+    /// Loads the config at `config_path` (inside `dir`, which the server keeps alive) and serves
+    /// it on pre-bound `127.0.0.1:0` listeners, without watching it.
+    async fn serve_file(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        settings: signpost::state::Settings,
+    ) -> TestServer {
         let registry = signpost::app::load_file(&config_path, 1)
             .unwrap_or_else(|p| panic!("test config is invalid:\n{p}"));
         let state = AppState::with_settings(registry, settings);
@@ -307,30 +317,11 @@ impl TestServer {
     /// Serves the config file already at `config_path` (inside `dir`, which the server keeps
     /// alive), without watching it.
     pub async fn start_at(dir: tempfile::TempDir, config_path: PathBuf) -> TestServer {
-        let registry = signpost::app::load_file(&config_path, 1)
-            .unwrap_or_else(|p| panic!("test config is invalid:\n{p}"));
-        let state = AppState::with_timing(registry, Duration::from_secs(5), Duration::ZERO);
-        let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
-        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(signpost::app::run(
-            public,
-            admin,
-            state.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        TestServer {
-            public: public_addr,
-            admin: admin_addr,
-            state,
-            dir,
-            config_path,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        let settings = signpost::state::Settings {
+            shutdown_grace: Duration::from_secs(5),
+            ..Default::default()
+        };
+        TestServer::serve_file(dir, config_path, settings).await
     }
 
     /// Writes `config` to `<tempdir>/signpost.json` and serves it with the watcher running and
