@@ -152,8 +152,6 @@ pub struct Registry {
     hosts: HashMap<Box<str>, usize>,
     /// `origin` → index into `sites` (resolves full URLs given to `/challenge`).
     origins: HashMap<Box<str>, usize>,
-    /// `public, max-age=<cache_max_age>`.
-    pub cache_control: HeaderValue,
     /// The headers of every 200 document (CORS, content type, cache control) with an ETag
     /// placeholder each response replaces.
     pub document_headers: HeaderMap,
@@ -247,7 +245,6 @@ impl Registry {
             sites,
             hosts,
             origins,
-            cache_control,
             document_headers,
             not_modified_headers,
         }

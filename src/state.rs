@@ -91,18 +91,6 @@ impl AppState {
         Arc::new(state)
     }
 
-    /// The same, with a drain limit and a delay before the public listener stops accepting.
-    pub fn with_timing(registry: Registry, grace: Duration, delay: Duration) -> Arc<AppState> {
-        AppState::with_settings(
-            registry,
-            Settings {
-                shutdown_grace: grace,
-                shutdown_delay: delay,
-                ..Settings::default()
-            },
-        )
-    }
-
     /// State serving `registry` with the given listener settings.
     pub fn with_settings(registry: Registry, settings: Settings) -> Arc<AppState> {
         let mut state = Arc::into_inner(AppState::new(registry)).expect("just created");

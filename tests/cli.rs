@@ -537,17 +537,24 @@ fn serve_on_a_port_in_use_exits_1_naming_the_address_and_flag() {
     );
 }
 
-/// Starts `serve` on free ports and waits (with a deadline) until `/healthz` answers 200.
+/// Starts `serve --config valid.json` on free ports and waits (with a deadline) until `/healthz`
+/// answers 200.
 fn serve_until_healthy(extra: &[&str]) -> (Running, SocketAddr, SocketAddr) {
+    serve_with(&[&["--config", "valid.json"], extra].concat(), &[])
+}
+
+/// Starts `serve <args>` with `env` on free ports and waits until `/healthz` answers 200.
+fn serve_with(args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr, SocketAddr) {
     // A free port can be taken by someone else before signpost binds it: retry a few times.
     for _ in 0..5 {
         let (public, admin) = (free_addr(), free_addr());
         let mut child = Running::spawn(
             signpost()
-                .args(["serve", "--config", "valid.json"])
+                .envs(env.iter().copied())
+                .arg("serve")
+                .args(args)
                 .args(["--listen", &public.to_string()])
-                .args(["--admin-listen", &admin.to_string()])
-                .args(extra),
+                .args(["--admin-listen", &admin.to_string()]),
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline && !child.exited() {
@@ -574,12 +581,7 @@ fn serve_exits_0_on_sigterm() {
         ),
         Some(200)
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let (code, err) = child.wait(Duration::from_secs(15));
+    let (code, err) = terminate(child);
     assert_eq!(code, Some(0), "stderr:\n{err}");
     assert!(err.contains("SIGTERM"), "{err}");
 }
@@ -617,12 +619,7 @@ fn log_format_json_emits_json_lines() {
 
     // A running server logs JSON too (the flag is global: it also works after the subcommand).
     let (child, _public, _admin) = serve_until_healthy(&["--log-format", "json"]);
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(kill.success());
-    let (code, err) = child.wait(Duration::from_secs(15));
+    let (code, err) = terminate(child);
     assert_eq!(code, Some(0), "stderr:\n{err}");
     for line in err.lines().filter(|l| !l.trim().is_empty()) {
         serde_json::from_str::<serde_json::Value>(line)
@@ -630,24 +627,22 @@ fn log_format_json_emits_json_lines() {
     }
 }
 
+/// Sends SIGTERM and waits for the exit: `(exit code, stderr)`.
+fn terminate(child: Running) -> (Option<i32>, String) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    child.wait(Duration::from_secs(15))
+}
+
 #[test]
 fn serve_demo_works_in_an_image_that_sets_signpost_config() {
-    let (public, admin) = (free_addr(), free_addr());
-    let mut child = Running::spawn(
-        signpost()
-            .env("SIGNPOST_CONFIG", "/nonexistent/signpost.json")
-            .args(["serve", "--demo"])
-            .args(["--listen", &public.to_string()])
-            .args(["--admin-listen", &admin.to_string()]),
+    let (child, public, _admin) = serve_with(
+        &["--demo"],
+        &[("SIGNPOST_CONFIG", "/nonexistent/signpost.json")],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http_status(admin, "/healthz") != Some(200) {
-        assert!(
-            Instant::now() < deadline && !child.exited(),
-            "the demo did not start"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
     assert_eq!(
         http_status(
             public,
@@ -655,12 +650,7 @@ fn serve_demo_works_in_an_image_that_sets_signpost_config() {
         ),
         Some(200)
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let (code, err) = child.wait(Duration::from_secs(15));
+    let (code, err) = terminate(child);
     assert_eq!(code, Some(0), "stderr:\n{err}");
     assert!(err.contains("demo"), "{err}");
 }

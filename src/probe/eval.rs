@@ -595,26 +595,6 @@ fn resource_match(resource: Option<&Value>, mcp: &Url) -> ResourceMatch {
     ResourceMatch::Other(format!("`resource` {raw} is not the MCP URL {want}"))
 }
 
-fn is_private_or_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => {
-            v.is_private()
-                || v.is_loopback()
-                || v.is_link_local()
-                || v.is_unspecified()
-                || (v.octets()[0] == 100 && (v.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v) => {
-            v.is_loopback()
-                || v.is_unspecified()
-                || (v.segments()[0] & 0xfe00) == 0xfc00
-                || (v.segments()[0] & 0xffc0) == 0xfe80
-                || v.to_ipv4_mapped()
-                    .is_some_and(|m| is_private_or_loopback(IpAddr::V4(m)))
-        }
-    }
-}
-
 /// How a host is classified: `(private_or_loopback, loopback)`; unresolved names count as public.
 pub fn host_class(
     url: &Url,
@@ -637,7 +617,7 @@ pub fn host_class(
     } else {
         list
     };
-    let private = !list.is_empty() && list.iter().all(|ip| is_private_or_loopback(*ip));
+    let private = !list.is_empty() && list.iter().all(crate::upstream::discover::is_private);
     let loopback = !list.is_empty() && list.iter().all(|ip| ip.is_loopback());
     (private, loopback)
 }
