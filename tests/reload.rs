@@ -708,3 +708,85 @@ async fn bench_reload_latency() {
         show(&busy)
     );
 }
+
+// === Defensive reads: FIFOs, pipes (issue 14) ===
+
+/// A named pipe at `path`, made by the real `mkfifo`.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo (coreutils)");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// Opens the FIFO for writing on a thread of its own (that blocks until a reader opens it) and
+/// writes `text`, then closes it.
+fn feed_fifo(path: &Path, text: String) -> std::thread::JoinHandle<()> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = f.write_all(text.as_bytes());
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_fifo_renamed_over_the_config_is_refused_without_blocking() {
+    let s = TestServer::start_watched(&config("gen-A")).await;
+    let fifo = s.dir.path().join("fifo");
+    mkfifo(&fifo);
+    // Nothing ever writes it: a plain read of it would block the reloader forever.
+    std::fs::rename(&fifo, &s.config_path).unwrap();
+    let outcome = tokio::time::timeout(DEADLINE, s.reload.reload())
+        .await
+        .expect("the look at a FIFO returns");
+    assert_eq!(outcome, Some(Outcome::Rejected));
+    let st = status(s.admin).await;
+    let error = st["last_reload"]["error"].as_str().expect("an error");
+    assert_eq!(error.lines().count(), 1, "one line: {error}");
+    assert!(
+        error.contains("is a pipe or FIFO") && error.contains("not a regular file"),
+        "{error}"
+    );
+    assert!(st["config_read"]["read_pending_since"].is_null(), "{st}");
+    assert_eq!(
+        served(s.public).await,
+        "gen-A",
+        "the last good config stays"
+    );
+    // A regular file again is served as usual.
+    replace(&s.config_path, &config("gen-B"));
+    wait_served(s.public, "gen-B").await;
+    s.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_config_from_a_pipe_is_read_once_and_reloads_are_off_not_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("config.pipe");
+    mkfifo(&fifo);
+    let writer = feed_fifo(&fifo, config("gen-A"));
+    let bin = Binary::serve(&fifo, &["--poll-interval", "50ms"]).await;
+    writer.join().unwrap();
+    assert_eq!(served(bin.public).await, "gen-A");
+    let st = status(bin.admin).await;
+    assert!(
+        st["config_read"]["reloads"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("off: ") && r.contains("pipe")),
+        "{st}"
+    );
+    bin.signal("HUP");
+    wait_until(DEADLINE, "the SIGHUP to be handled", || async {
+        bin.messages()
+            .iter()
+            .any(|m| m.contains("SIGHUP received; nothing to reload"))
+    })
+    .await;
+    let st = status(bin.admin).await;
+    assert_eq!(st["last_reload"]["ok"], true, "{st}");
+    let errors = r#"signpost_config_reloads_total{result="error"}"#;
+    assert_eq!(metric(bin.admin, errors).await, 0.0);
+}
