@@ -344,6 +344,52 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    /// A read that never returns (here: a real FIFO nobody writes; in production a hung mount)
+    /// is reported at its deadline, shown by `stuck_since`, and never started twice.
+    #[test]
+    fn a_stuck_read_is_reported_and_not_repeated_until_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo (coreutils)");
+        assert!(made.success());
+        let reader = ConfigReader::new(ReadLimits {
+            max_size: DEFAULT_MAX_SIZE,
+            timeout: Duration::from_millis(200),
+        });
+        assert!(reader.stuck_since().is_none());
+        let first = reader.read(&fifo, true).unwrap_err();
+        assert!(
+            matches!(first, ReadError::TimedOut { pipe: true, .. }),
+            "{first}"
+        );
+        let since = reader.stuck_since().expect("the read is still waiting");
+        let again = reader.read(&fifo, true).unwrap_err();
+        assert!(
+            matches!(again, ReadError::StillStuck { since: s } if s == since),
+            "{again}"
+        );
+        // The writer comes: the stuck read returns, and the next read runs normally.
+        {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            w.write_all(b"{}").unwrap();
+        }
+        let start = std::time::Instant::now();
+        while reader.stuck_since().is_some() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the read never returned"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A FIFO is refused where pipes are not allowed (reloads), without blocking.
+        let refused = reader.read(&fifo, false).unwrap_err();
+        assert!(matches!(refused, ReadError::NotRegular { .. }), "{refused}");
+    }
+
     #[test]
     fn sizes_parse_with_units() {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
