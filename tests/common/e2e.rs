@@ -516,7 +516,7 @@ pub struct Stack {
 
 /// The scopes of [`BIG`]: as many as keep its hint at or just under 8 KiB.
 pub fn big_scopes() -> Vec<String> {
-    (0..290).map(|i| format!("scope.{i:04}.read:all")).collect()
+    (0..400).map(|i| format!("scope.{i:04}.read:all")).collect()
 }
 
 impl Stack {
