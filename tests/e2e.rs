@@ -13,8 +13,13 @@
 //!  client.mjs ──► idp.mjs (AS metadata for `wiki`, registration, authorization, token)
 //! ```
 //!
-//! Needs nginx with the headers-more module, node and `tests/e2e/node_modules`: `.ci/install`
-//! installs them. Without them these tests fail (they never skip).
+//! The tests at the end complete the login with both real SDK clients (tests/common/e2e.rs: the
+//! login drivers, a real MCP backend, the test IdP or `oidc-provider`) through nginx + signpost:
+//! delegate servers at `oidc-provider` (with and without `"discover": true`), and a facade over an
+//! IdP without RFC 9207 `iss` (both complete) and with it (TS v1 completes, Python refuses).
+//!
+//! Needs nginx with the headers-more module, node and `tests/e2e/node_modules`, and .venv/e2e for
+//! the Python SDK: `.ci/install` installs them. Without them these tests fail (they never skip).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -1118,4 +1123,91 @@ fn preflights_and_discovery_documents_pass_through_without_auth() {
     );
     assert_eq!(r.status, 404);
     assert!(r.json().get("error").is_some(), "{}", r.body);
+}
+
+// === completed logins with the real SDK clients (tests/common/e2e.rs) ===
+
+#[path = "common/e2e.rs"]
+mod harness;
+
+use harness::{Idp, Options, Sdk, Stack as LoginStack};
+
+/// Both SDK clients log in at `urls` of one stack; the reports in the order (url, sdk).
+fn logins_at(urls: &[String]) -> Vec<(Sdk, String, Value)> {
+    let runs: Vec<(Sdk, String, Vec<&'static str>)> = urls
+        .iter()
+        .flat_map(|u| Sdk::ALL.map(|sdk| (sdk, u.clone(), vec![])))
+        .collect();
+    let reports = harness::run_logins(&runs);
+    runs.into_iter()
+        .zip(reports)
+        .map(|((sdk, url, _), r)| (sdk, url, r))
+        .collect()
+}
+
+#[test]
+fn both_sdks_complete_the_login_at_oidc_provider_for_delegate_servers() {
+    let stack = LoginStack::start_with(
+        harness::Proxy::Nginx,
+        Options {
+            idp: Idp::Oidc,
+            ..Options::default()
+        },
+    );
+    let urls = [harness::SERVER, harness::DISCOVERED].map(|s| stack.url(s, harness::SHAPES[0]));
+    for (sdk, url, report) in logins_at(&urls) {
+        harness::assert_login(&stack, &report, &url);
+        // oidc-provider always sends RFC 9207 iss; for a delegate server it is the issuer itself.
+        assert_eq!(
+            report["authorizations"][0]["iss"], stack.issuer,
+            "{sdk:?} {url}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn both_sdks_complete_a_facade_login_when_the_idp_sends_no_iss() {
+    let stack = LoginStack::start(harness::Proxy::Nginx);
+    let url = stack.url(harness::FACADE, harness::SHAPES[0]);
+    let (issuer, as_url) = stack.facade_issuer();
+    for (sdk, url, report) in logins_at(&[url]) {
+        harness::assert_login_at(&stack, &report, &url, &issuer, &as_url);
+        assert!(
+            report["authorizations"][0]["iss"].is_null(),
+            "{sdk:?}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn a_facade_over_an_idp_that_sends_iss_fails_python_and_passes_ts_v1() {
+    let stack = LoginStack::start_with(
+        harness::Proxy::Nginx,
+        Options {
+            idp_args: vec!["--iss".to_owned()],
+            ..Options::default()
+        },
+    );
+    let url = stack.url(harness::FACADE, harness::SHAPES[0]);
+    let (issuer, as_url) = stack.facade_issuer();
+    for (sdk, url, report) in logins_at(&[url]) {
+        assert_eq!(
+            report["authorizations"][0]["iss"], stack.issuer,
+            "{sdk:?}: {report:#}"
+        );
+        match sdk {
+            // TS v1's API never sees `iss` (CLIENTS.md): it completes.
+            Sdk::Ts => harness::assert_login_at(&stack, &report, &url, &issuer, &as_url),
+            // Python checks it against the facade's issuer and stops before the token request.
+            Sdk::Python => {
+                assert_eq!(report["ok"], false, "{report:#}");
+                assert_eq!(report["token_obtained"], false, "{report:#}");
+                let error = report["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                assert!(error.contains("iss"), "{report:#}");
+            }
+        }
+    }
 }
