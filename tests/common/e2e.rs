@@ -380,6 +380,7 @@ pub enum Behave {
     Hangup = 2,
     /// Accept and never answer.
     Silence = 3,
+    Status404 = 4,
 }
 
 /// A TCP listener that answers as told and records the head of every request it reads.
@@ -430,6 +431,7 @@ impl FakeSignpost {
                     0 => drop(conn.write_all(reply("200 OK", r#"{"recorded":true}"#).as_bytes())),
                     1 => drop(conn.write_all(reply("500 Internal Server Error", "{}").as_bytes())),
                     2 => drop(conn.shutdown(Shutdown::Both)),
+                    4 => drop(conn.write_all(reply("404 Not Found", "{}").as_bytes())),
                     _ => held.push(conn),
                 }
             }
