@@ -641,8 +641,14 @@ fn write_nginx_conf(dir: &Path, tools: &Tools, ports: &Ports, challenge_port: u1
     let templated = shipped
         .replace("__LISTEN_ADDR__", &format!("127.0.0.1:{}", ports.nginx))
         .replace("__GATEWAY_ADDR__", &format!("127.0.0.1:{}", ports.backend))
-        .replace("__SIGNPOST_ADDR__", &format!("127.0.0.1:{}", ports.signpost))
-        .replace("__SIGNPOST_ADMIN_ADDR__", &format!("127.0.0.1:{challenge_port}"))
+        .replace(
+            "__SIGNPOST_ADDR__",
+            &format!("127.0.0.1:{}", ports.signpost),
+        )
+        .replace(
+            "__SIGNPOST_ADMIN_ADDR__",
+            &format!("127.0.0.1:{challenge_port}"),
+        )
         .replace("__RESCUE_5XX__", "0");
     assert!(
         !templated.contains("__"),

@@ -1601,7 +1601,10 @@ async fn signpost_behind_nginx_passes_every_family() {
     let shipped = std::fs::read_to_string(repo().join("deploy/nginx/signpost.conf")).unwrap();
     let conf = shipped
         .replace("__LISTEN_ADDR__", &format!("127.0.0.1:{nginx_port}"))
-        .replace("__GATEWAY_ADDR__", &format!("127.0.0.1:{}", gateway.addr.port()))
+        .replace(
+            "__GATEWAY_ADDR__",
+            &format!("127.0.0.1:{}", gateway.addr.port()),
+        )
         .replace("__SIGNPOST_ADDR__", &format!("127.0.0.1:{public}"))
         .replace("__SIGNPOST_ADMIN_ADDR__", &format!("127.0.0.1:{admin}"))
         .replace("__RESCUE_5XX__", "0");
