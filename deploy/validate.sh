@@ -85,9 +85,10 @@ render() { # $1: proxy, $2: out dir, $3: "" or --rescue-5xx
 }
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || fail "nginx is missing (.ci/install)"
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
-modules="$("$nginx_bin" -V 2>&1 | tr ' ' '\n' | sed -n 's/^--modules-path=//p')"
+modules="$(tr ' ' '\n' <<<"$("$nginx_bin" -V 2>&1)" | sed -n 's/^--modules-path=//p')"
 load=""
-if ! "$nginx_bin" -V 2>&1 | grep -q headers-more; then
+nginx_build="$("$nginx_bin" -V 2>&1 || true)"   # captured: `grep -q` on a pipe breaks pipefail
+if [[ "$nginx_build" != *headers-more* ]]; then
   so="${modules:-/usr/lib/nginx/modules}/ngx_http_headers_more_filter_module.so"
   [[ -f "$so" ]] || fail "the nginx headers-more module is missing ($so; Debian: libnginx-mod-http-headers-more-filter)"
   load="load_module $so;"
@@ -110,6 +111,15 @@ done
   sed -e "s|/tmp/|$tmp/|g" -e "s|/etc/signpost-nginx/|$tmp/|g" "$deploy/kubernetes/config/nginx.conf"
 } > "$tmp/main-k8s.conf"
 nginx_test "deploy/kubernetes/config/nginx.conf" "$tmp/main-k8s.conf"
+# c) haproxy -c of deploy/haproxy as rendered, from its directory (lua-load signpost.lua).
+haproxy_bin="$(command -v haproxy || echo /usr/sbin/haproxy)"
+[[ -x "$haproxy_bin" ]] || fail "haproxy is missing (.ci/install)"
+for rescue in "" --rescue-5xx; do
+  d="$tmp/haproxy${rescue}"
+  render haproxy "$d" "$rescue"
+  echo "haproxy -c: deploy/haproxy ${rescue}"
+  (cd "$d" && "$haproxy_bin" -c -q -f haproxy.cfg) || fail "haproxy -c failed for deploy/haproxy ${rescue}"
+done
 
 # ---- 4. signpost check -------------------------------------------------------------------------
 sp=""

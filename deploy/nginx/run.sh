@@ -23,8 +23,9 @@ done
 [[ -n "$nginx" ]] || { echo "deploy/nginx/run.sh: nginx is not installed (.ci/install, or apt-get install nginx libnginx-mod-http-headers-more-filter)" >&2; exit 1; }
 
 globals="daemon off;"
-if ! "$nginx" -V 2>&1 | grep -q headers-more; then
-  modules="$("$nginx" -V 2>&1 | tr ' ' '\n' | sed -n 's/^--modules-path=//p')"
+build="$("$nginx" -V 2>&1 || true)"
+if [[ "$build" != *headers-more* ]]; then
+  modules="$(tr ' ' '\n' <<<"$build" | sed -n 's/^--modules-path=//p')"
   so="${modules:-/usr/lib/nginx/modules}/ngx_http_headers_more_filter_module.so"
   [[ -f "$so" ]] || { echo "deploy/nginx/run.sh: the headers-more module is missing ($so; Debian: apt-get install libnginx-mod-http-headers-more-filter)" >&2; exit 1; }
   globals="load_module $so; $globals"
