@@ -120,6 +120,17 @@ for rescue in "" --rescue-5xx; do
   echo "haproxy -c: deploy/haproxy ${rescue}"
   (cd "$d" && "$haproxy_bin" -c -q -f haproxy.cfg) || fail "haproxy -c failed for deploy/haproxy ${rescue}"
 done
+# d) caddy validate of deploy/caddy as rendered (it provisions every module, so a wrong field or
+#    handler fails here), with everything Caddy might write kept in the temp dir.
+caddy_bin="$(command -v caddy || echo /usr/bin/caddy)"
+[[ -x "$caddy_bin" ]] || fail "caddy is missing (.ci/install)"
+for rescue in "" --rescue-5xx; do
+  d="$tmp/caddy${rescue}"
+  render caddy "$d" "$rescue"
+  echo "caddy validate: deploy/caddy ${rescue}"
+  (cd "$d" && HOME="$d" XDG_CONFIG_HOME="$d" XDG_DATA_HOME="$d" "$caddy_bin" validate --config caddy.json >"$d/validate.log" 2>&1) ||
+    { cat "$d/validate.log" >&2; fail "caddy validate failed for deploy/caddy ${rescue}"; }
+done
 
 # ---- 4. signpost check -------------------------------------------------------------------------
 sp=""
