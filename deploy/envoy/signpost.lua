@@ -149,15 +149,17 @@ function envoy_on_response(handle)
     local answer_headers, answer_body =
       handle:httpCall(ADMIN_CLUSTER, ask, nil, { timeout_ms = CHALLENGE_TIMEOUT_MS, send_xff = false })
     local new = {}
+    -- signpost answers with the gateway's status (DESIGN §5); anything else (it is down: Envoy
+    -- fakes a 503; it timed out; an older signpost that does not read X-Gateway-Status answers
+    -- a policy 403 with 401) must not change the status the gateway chose.
     local answer_status = answer_headers[":status"]
-    if answer_status == "401" or answer_status == "403" then
+    if answer_status == gw_status then
       for name, value in pairs(answer_headers) do
         if not NOT_RELAYED[name] then
           new[name] = value
         end
       end
     else
-      -- signpost down (Envoy fakes a 503), timed out, or not answering a challenge.
       new, answer_body = fallback(gw_status)
     end
     answer_body = answer_body or ""
