@@ -1,4 +1,4 @@
-//! End-to-end: a real nginx running the shipped `deploy/nginx/signpost.conf` (templated for ports
+//! End-to-end: a real nginx running the shipped `deploy/nginx/signpost.conf` (templated for addresses
 //! only), the signpost binary, a Keycloak-like test IdP with a path issuer (`tests/e2e/idp.mjs`), a
 //! small MCP backend that answers 401 with its own challenge (`tests/e2e/backend.mjs`), and the real
 //! MCP TypeScript SDK client auth code (`tests/e2e/client.mjs`, SDK pinned in package-lock.json).
@@ -371,16 +371,23 @@ fn signpost_config(ports: &Ports, issuer: &str) -> String {
     .expect("config json")
 }
 
-/// The shipped config with its port placeholders filled in (and nothing else changed), included
+/// The shipped config with its address placeholders filled in (and nothing else changed), included
 /// from a minimal main config that keeps every path inside the temp dir.
 fn write_nginx_conf(dir: &Path, tools: &Tools, ports: &Ports, challenge_port: u16) -> PathBuf {
     let shipped = fs::read_to_string(repo().join("deploy/nginx/signpost.conf"))
         .expect("read deploy/nginx/signpost.conf");
     let templated = shipped
-        .replace("__NGINX_PORT__", &ports.nginx.to_string())
-        .replace("__GATEWAY_PORT__", &ports.backend.to_string())
-        .replace("__SIGNPOST_PORT__", &ports.signpost.to_string())
-        .replace("__SIGNPOST_ADMIN_PORT__", &challenge_port.to_string());
+        .replace("__LISTEN_ADDR__", &format!("127.0.0.1:{}", ports.nginx))
+        .replace("__GATEWAY_ADDR__", &format!("127.0.0.1:{}", ports.backend))
+        .replace(
+            "__SIGNPOST_ADDR__",
+            &format!("127.0.0.1:{}", ports.signpost),
+        )
+        .replace(
+            "__SIGNPOST_ADMIN_ADDR__",
+            &format!("127.0.0.1:{challenge_port}"),
+        )
+        .replace("__RESCUE_5XX__", "0");
     assert!(
         !templated.contains("__"),
         "an unknown placeholder is left in deploy/nginx/signpost.conf"
