@@ -485,26 +485,14 @@ macro_rules! proxy_suite {
     };
 }
 
-proxy_suite!(
-    nginx,
-    Proxy::Nginx,
-    ignore = "deploy/nginx per DESIGN §8 has not landed on this branch"
-);
+proxy_suite!(nginx, Proxy::Nginx);
 proxy_suite!(
     envoy,
     Proxy::Envoy,
     ignore = "deploy/envoy has not landed on this branch"
 );
-proxy_suite!(
-    haproxy,
-    Proxy::Haproxy,
-    ignore = "deploy/haproxy has not landed on this branch"
-);
-proxy_suite!(
-    caddy,
-    Proxy::Caddy,
-    ignore = "deploy/caddy has not landed on this branch"
-);
+proxy_suite!(haproxy, Proxy::Haproxy);
+proxy_suite!(caddy, Proxy::Caddy);
 proxy_suite!(
     traefik,
     Proxy::Traefik,
