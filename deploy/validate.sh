@@ -2,20 +2,22 @@
 # Validates everything under deploy/ without a cluster, a registry or root:
 #   1. the generated ConfigMaps are exactly what their sources say (`--fix` rewrites them):
 #      deploy/kubernetes/configmap.yaml (nginx variant) from config/signpost.json, config/nginx.conf
-#      and deploy/nginx/signpost.conf with the pod's ports; deploy/kubernetes/envoy/configmap.yaml
-#      from config/signpost.json and deploy/envoy/ rendered by deploy/render.sh for the pod
+#      and deploy/nginx/signpost.conf rendered by deploy/render.sh with the pod's addresses;
+#      deploy/kubernetes/envoy/configmap.yaml from config/signpost.json and deploy/envoy/ rendered
+#      the same way
 #   2. every manifest (deploy/kubernetes/*.yaml, envoy/*.yaml) against the Kubernetes schemas
 #      (kubernetes-validate --strict, offline)
-#   3. `nginx -t` of deploy/nginx/signpost.conf (templated for ports) and of the ConfigMap's nginx
-#      config, in a temp prefix (-p, -e stderr, pid in the temp dir)
+#   3. the shipped main-proxy configurations, rendered by deploy/render.sh (with and without
+#      --rescue-5xx): `nginx -t` (and the ConfigMap's nginx config), `haproxy -c`, `caddy validate`;
+#      everything in temp dirs
 #   4. `envoy --mode validate` of deploy/envoy rendered (with and without --rescue-5xx; the Lua
 #      file is compiled too) and of the Envoy ConfigMap with the Deployment's --config-yaml
 #   5. Traefik: deploy/traefik rendered (with and without --rescue-5xx) and started on free
 #      loopback ports with its API on one more; every router, middleware and service must load
 #      (Traefik has no offline check: a config error only shows as a disabled router)
 #   6. `signpost check` of the ConfigMap's signpost.json, when a signpost binary is built
-# Needs: nginx with the headers-more module, python3 with deploy/requirements.txt, envoy and
-# traefik on PATH or in .venv/e2e/bin (.ci/install).
+# Needs: nginx with the headers-more module, haproxy, caddy, python3 with deploy/requirements.txt,
+# envoy and traefik on PATH or in .venv/e2e/bin (.ci/install).
 # Usage: deploy/validate.sh [--fix]
 set -euo pipefail
 
@@ -24,26 +26,26 @@ root="$(dirname "$deploy")"
 fix=0
 [[ "${1:-}" == "--fix" ]] && fix=1
 
-# The pod's ports (deploy/kubernetes/deployment.yaml): nginx 8000, gateway 4000, signpost 8080/9090.
-K8S_PORTS=(-e s/__NGINX_PORT__/8000/g -e s/__GATEWAY_PORT__/4000/g -e s/__SIGNPOST_PORT__/8080/g -e s/__SIGNPOST_ADMIN_PORT__/9090/g)
+# The pod's addresses (deploy/kubernetes/deployment.yaml): nginx listens on 8000, the gateway and
+# signpost's two listeners are on the pod's loopback.
+K8S_ADDRS=(0.0.0.0:8000 127.0.0.1:4000 127.0.0.1:8080 127.0.0.1:9090)
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "deploy/validate.sh: $*" >&2; exit 1; }
 
 # ---- 1. the ConfigMap is generated from its sources -------------------------------------------
-sed "${K8S_PORTS[@]}" "$deploy/nginx/signpost.conf" > "$tmp/signpost.conf"
-grep -q '__[A-Z_]*__' "$tmp/signpost.conf" && fail "deploy/nginx/signpost.conf has a placeholder this script does not fill"
+"$deploy/render.sh" nginx "$tmp/k8s-nginx" "${K8S_ADDRS[@]}" >/dev/null
+cp "$tmp/k8s-nginx/signpost.conf" "$tmp/signpost.conf"
 # The Envoy variant's files: deploy/envoy rendered with the pod's addresses (envoy/deployment.yaml).
-K8S_ENVOY_ADDRS=(0.0.0.0:8000 127.0.0.1:4000 127.0.0.1:8080 127.0.0.1:9090)
-"$deploy/render.sh" envoy "$tmp/k8s-envoy" "${K8S_ENVOY_ADDRS[@]}" >/dev/null
+"$deploy/render.sh" envoy "$tmp/k8s-envoy" "${K8S_ADDRS[@]}" >/dev/null
 python3 - "$deploy/kubernetes" "$tmp" "$fix" <<'PY'
 import sys, yaml
 kdir, tmp, fix = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 config = open(f"{kdir}/config/signpost.json").read()
 maps = [
     (f"{kdir}/configmap.yaml", "signpost",
-     "deploy/kubernetes/config/signpost.json,\n# deploy/kubernetes/config/nginx.conf and deploy/nginx/signpost.conf (pod ports filled in).\n"
+     "deploy/kubernetes/config/signpost.json,\n# deploy/kubernetes/config/nginx.conf and deploy/nginx/signpost.conf (rendered with the pod's addresses).\n"
      "# Edit those files, not this one. signpost hot-reloads signpost.json when this changes;\n"
      "# nginx needs a rollout (kubectl rollout restart deployment/mcp-gateway).\n",
      {"signpost.json": config,
@@ -95,12 +97,18 @@ for k in "" 1.30.0; do
   "${kv[@]}" --strict ${k:+-k "$k"} "$deploy"/kubernetes/*.yaml "$deploy"/kubernetes/envoy/*.yaml
 done
 
-# ---- 3. nginx -t -------------------------------------------------------------------------------
+# ---- 3. the shipped main proxies: nginx -t, haproxy -c, caddy validate ---------------------------
+# Addresses for rendering: nothing listens there, the checks bind no port.
+TEST_ADDRS=(127.0.0.1:18000 127.0.0.1:14000 127.0.0.1:18080 127.0.0.1:19090)
+render() { # $1: proxy, $2: out dir, $3: "" or --rescue-5xx
+  "$deploy/render.sh" ${3:+"$3"} "$1" "$2" "${TEST_ADDRS[@]}" >/dev/null || fail "deploy/render.sh $1 failed"
+}
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || fail "nginx is missing (.ci/install)"
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
-modules="$("$nginx_bin" -V 2>&1 | tr ' ' '\n' | sed -n 's/^--modules-path=//p')"
+modules="$(tr ' ' '\n' <<<"$("$nginx_bin" -V 2>&1)" | sed -n 's/^--modules-path=//p')"
 load=""
-if ! "$nginx_bin" -V 2>&1 | grep -q headers-more; then
+nginx_build="$("$nginx_bin" -V 2>&1 || true)"   # captured: `grep -q` on a pipe breaks pipefail
+if [[ "$nginx_build" != *headers-more* ]]; then
   so="${modules:-/usr/lib/nginx/modules}/ngx_http_headers_more_filter_module.so"
   [[ -f "$so" ]] || fail "the nginx headers-more module is missing ($so; Debian: libnginx-mod-http-headers-more-filter)"
   load="load_module $so;"
@@ -109,22 +117,13 @@ nginx_test() { # $1: name, $2: main config
   echo "nginx -t: $1"
   "$nginx_bin" -t -q -p "$tmp/" -e stderr -c "$2" || fail "nginx -t failed for $1"
 }
-# a) the shipped snippet, ports filled in, included from a minimal main config.
-cat > "$tmp/main-snippet.conf" <<CONF
-$load
-pid $tmp/nginx.pid;
-error_log stderr;
-events {}
-http {
-    client_body_temp_path $tmp/client_body;
-    proxy_temp_path $tmp/proxy;
-    fastcgi_temp_path $tmp/fastcgi;
-    uwsgi_temp_path $tmp/uwsgi;
-    scgi_temp_path $tmp/scgi;
-    include $tmp/signpost.conf;
-}
-CONF
-nginx_test "deploy/nginx/signpost.conf" "$tmp/main-snippet.conf"
+# a) deploy/nginx as rendered (nginx.conf including signpost.conf), the way run.sh starts it.
+for rescue in "" --rescue-5xx; do
+  d="$tmp/nginx${rescue}"
+  render nginx "$d" "$rescue"
+  echo "nginx -t: deploy/nginx ${rescue}"
+  "$nginx_bin" -t -q -p "$d/" -e stderr -c "$d/nginx.conf" ${load:+-g "$load"} || fail "nginx -t failed for deploy/nginx ${rescue}"
+done
 # b) the ConfigMap's nginx.conf as the pod runs it, with its absolute paths moved into $tmp.
 {
   echo "$load"
@@ -132,6 +131,26 @@ nginx_test "deploy/nginx/signpost.conf" "$tmp/main-snippet.conf"
   sed -e "s|/tmp/|$tmp/|g" -e "s|/etc/signpost-nginx/|$tmp/|g" "$deploy/kubernetes/config/nginx.conf"
 } > "$tmp/main-k8s.conf"
 nginx_test "deploy/kubernetes/config/nginx.conf" "$tmp/main-k8s.conf"
+# c) haproxy -c of deploy/haproxy as rendered, from its directory (lua-load signpost.lua).
+haproxy_bin="$(command -v haproxy || echo /usr/sbin/haproxy)"
+[[ -x "$haproxy_bin" ]] || fail "haproxy is missing (.ci/install)"
+for rescue in "" --rescue-5xx; do
+  d="$tmp/haproxy${rescue}"
+  render haproxy "$d" "$rescue"
+  echo "haproxy -c: deploy/haproxy ${rescue}"
+  (cd "$d" && "$haproxy_bin" -c -q -f haproxy.cfg) || fail "haproxy -c failed for deploy/haproxy ${rescue}"
+done
+# d) caddy validate of deploy/caddy as rendered (it provisions every module, so a wrong field or
+#    handler fails here), with everything Caddy might write kept in the temp dir.
+caddy_bin="$(command -v caddy || echo /usr/bin/caddy)"
+[[ -x "$caddy_bin" ]] || fail "caddy is missing (.ci/install)"
+for rescue in "" --rescue-5xx; do
+  d="$tmp/caddy${rescue}"
+  render caddy "$d" "$rescue"
+  echo "caddy validate: deploy/caddy ${rescue}"
+  (cd "$d" && HOME="$d" XDG_CONFIG_HOME="$d" XDG_DATA_HOME="$d" "$caddy_bin" validate --config caddy.json >"$d/validate.log" 2>&1) ||
+    { cat "$d/validate.log" >&2; fail "caddy validate failed for deploy/caddy ${rescue}"; }
+done
 
 # ---- 4. envoy --mode validate ------------------------------------------------------------------
 tool() { # $1: name; the binary on PATH, else in .venv/e2e/bin (.ci/install)
