@@ -502,11 +502,7 @@ proxy_suite!(
     Proxy::Nginx,
     ignore = "deploy/nginx per DESIGN §8 has not landed on this branch"
 );
-proxy_suite!(
-    envoy,
-    Proxy::Envoy,
-    ignore = "deploy/envoy relies on signpost reading X-Gateway-Status/-WWW-Authenticate (DESIGN §5), not on this branch yet"
-);
+proxy_suite!(envoy, Proxy::Envoy);
 proxy_suite!(
     haproxy,
     Proxy::Haproxy,
