@@ -377,10 +377,13 @@ fn a_bad_public_url_is_a_usage_error() {
 
 // === --online against real loopback upstreams ===
 
+/// A canned answer: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, String);
+
 /// A loopback HTTP server answering `METHOD path` from a table; anything else is a 404.
 struct Upstream {
     addr: SocketAddr,
-    routes: Arc<Mutex<HashMap<String, (u16, Vec<(String, String)>, String)>>>,
+    routes: Arc<Mutex<HashMap<String, Answer>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
