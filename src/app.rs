@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::challenge::{AuthError, challenge};
+use crate::challenge::{Outcome, challenge};
 use crate::cli::{CheckArgs, HintArgs, ServeArgs};
 use crate::config::{DEMO, ModeKind, Problems};
 use crate::fetch::{Fetcher, Limits};
@@ -340,14 +340,8 @@ pub fn hint(args: HintArgs) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    let c = challenge(
-        &registry,
-        Some(&args.resource),
-        None,
-        AuthError::NoToken,
-        None,
-    );
-    println!("{}", c.header);
+    let c = challenge(&registry, Some(&args.resource), None, Outcome::Hint, None);
+    println!("{}", c.header.unwrap_or_default());
     std::mem::forget(registry); // exiting: see `check`
     match c.server {
         Some(_) => ExitCode::SUCCESS,

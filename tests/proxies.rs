@@ -228,6 +228,12 @@ fn challenges(proxy: Proxy) {
         );
         assert_eq!(r.status, 200, "{path}: {r:#?}");
         assert!(r.all("WWW-Authenticate").is_empty(), "{path}");
+        // Browsers read the session and the challenge only when they are exposed (DESIGN §8).
+        assert_eq!(r.one("Access-Control-Allow-Origin"), "*", "{path}: {r:#?}");
+        let exposed = r.one("Access-Control-Expose-Headers").to_ascii_lowercase();
+        for h in ["www-authenticate", "mcp-session-id"] {
+            assert!(exposed.contains(h), "{path}: {h} not exposed: {exposed}");
+        }
         assert!(
             r.body.contains("signpost-e2e-backend"),
             "{path}: {}",
