@@ -37,6 +37,8 @@ pub enum Command {
     /// Walk a deployed MCP endpoint's OAuth discovery as each client family does; exit 0 when
     /// every family passes, 1 otherwise, 2 when the endpoint cannot be reached.
     Probe(ProbeArgs),
+    /// Write a signpost config (stdout) from a gateway's own config; warnings on stderr.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -143,4 +145,30 @@ pub struct ProbeArgs {
     /// Overall time budget for all requests (each is also limited to 3 s connect, 10 s total).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub from: ImportFrom,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// From a LiteLLM proxy config (its `mcp_servers`): exit 0, 78 when the file cannot be read as
+    /// one, 1 when some server could not be mapped.
+    Litellm(LitellmImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LitellmImportArgs {
+    /// LiteLLM's config file (the one passed to `litellm --config`).
+    pub config: PathBuf,
+    /// The gateway's public URL, as MCP clients are configured with it (`https://gw.example.com`).
+    #[arg(long, value_name = "URL")]
+    pub public_url: String,
+    /// Find each upstream's issuer as a client does (unauthenticated POST to its `url`, the 401's
+    /// hint, its protected-resource metadata, the issuer's own metadata); no credential is sent.
+    #[arg(long)]
+    pub online: bool,
 }
