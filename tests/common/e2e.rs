@@ -33,8 +33,8 @@ use serde_json::{Value, json};
 
 /// How long any one process may take to become ready (2 cores, several stacks at once).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one login driver run may take (it gives up itself after 60 s).
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long one login driver run may take (it gives up itself after 120 s).
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(150);
 /// The IdP realm: issuer `http://127.0.0.1:<port>/realms/eng`, like Keycloak.
 pub const REALM: &str = "eng";
 /// The server every login goes to, and its scope (in the hint, so clients request it).
@@ -839,8 +839,7 @@ pub fn signpost_config(origin: &str, issuer: &str, idp: Idp) -> String {
 }
 
 /// Renders and starts `proxy` in front of the backend: `deploy/render.sh` + `deploy/<proxy>/run.sh`
-/// (DESIGN §8). Until deploy/nginx follows §8, nginx is rendered the old way (port placeholders,
-/// an include file).
+/// (DESIGN §8), with `.venv/e2e/bin` (envoy, traefik) on `PATH`.
 fn start_proxy(
     proxy: Proxy,
     dir: &Path,
@@ -878,64 +877,11 @@ fn start_proxy(
             dir,
         );
     }
-    assert!(
-        proxy == Proxy::Nginx,
-        "deploy/{}/run.sh is missing: the {} configuration has not landed",
+    panic!(
+        "deploy/{}/run.sh is missing: deploy/{} does not follow DESIGN §8",
         proxy.name(),
         proxy.name()
     );
-    assert!(!rescue, "the old nginx configuration has no --rescue-5xx");
-    legacy_nginx(dir, listen, gateway, public, admin)
-}
-
-fn legacy_nginx(dir: &Path, listen: u16, gateway: u16, public: u16, admin: u16) -> Proc {
-    let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("nginx is not installed; {INSTALL_HINT}"));
-    let info = Command::new(&nginx).arg("-V").output().expect("nginx -V");
-    let info = String::from_utf8_lossy(&info.stderr).into_owned();
-    let load = if info.contains("headers-more") {
-        String::new()
-    } else {
-        let modules = info
-            .split_whitespace()
-            .find_map(|a| a.strip_prefix("--modules-path="))
-            .unwrap_or("/usr/lib/nginx/modules")
-            .to_owned();
-        format!("load_module {modules}/ngx_http_headers_more_filter_module.so;")
-    };
-    let shipped =
-        fs::read_to_string(repo().join("deploy/nginx/signpost.conf")).expect("read nginx conf");
-    let conf = shipped
-        .replace("__NGINX_PORT__", &listen.to_string())
-        .replace("__GATEWAY_PORT__", &gateway.to_string())
-        .replace("__SIGNPOST_PORT__", &public.to_string())
-        .replace("__SIGNPOST_ADMIN_PORT__", &admin.to_string());
-    fs::write(dir.join("signpost.conf"), conf).expect("write signpost.conf");
-    let d = dir.display();
-    let main = format!(
-        "{load}\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log stderr notice;\n\
-         events {{ worker_connections 256; }}\nhttp {{\n access_log {d}/access.log;\n\
-         client_body_temp_path {d}/client_body;\n proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-         include {d}/signpost.conf;\n}}\n"
-    );
-    let conf = dir.join("nginx.conf");
-    fs::write(&conf, main).expect("write nginx.conf");
-    Proc::spawn(
-        "nginx",
-        Command::new(nginx).args([
-            "-p",
-            dir.to_str().expect("utf-8"),
-            "-e",
-            "stderr",
-            "-c",
-            conf.to_str().expect("utf-8"),
-        ]),
-        dir,
-    )
 }
 
 // === the login drivers ===

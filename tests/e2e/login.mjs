@@ -255,10 +255,10 @@ async function main() {
 }
 
 const deadline = setTimeout(() => {
-  report.error = 'login.mjs: timed out after 60 s';
+  report.error = 'login.mjs: timed out after 120 s';
   process.stdout.write(`${JSON.stringify(report)}\n`);
   process.exit(0);
-}, 60_000);
+}, 120_000);
 
 main()
   .catch((e) => {

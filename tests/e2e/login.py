@@ -240,7 +240,7 @@ async def main() -> None:
     args = parser.parse_args()
     login = Login(args.url)
     try:
-        await asyncio.wait_for(login.run(args.call), timeout=60)
+        await asyncio.wait_for(login.run(args.call), timeout=120)
     except BaseException as e:  # noqa: BLE001 - the report says what failed
         login.report["ok"] = False
         login.report["error"] = describe(e)
