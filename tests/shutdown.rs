@@ -31,7 +31,7 @@ fn max_send_buffer() -> usize {
 
 /// A config whose PRM is larger than `bytes` (a few thousand long scopes, one resource path).
 fn huge_config(bytes: usize) -> String {
-    let filler = "x".repeat(4000);
+    let filler = "x".repeat(1900); // under the 2,048-byte limit for one string
     let scope = |i: usize| format!("\"scope:{i:08}:{filler}\"");
     let count = bytes / scope(0).len() + 1;
     let scopes = (0..count).map(scope).collect::<Vec<_>>().join(",");
