@@ -18,6 +18,8 @@
 #       reload under load (failed requests, dropped keep-alive connections) vs `nginx -s reload`;
 #       reload latency and peak RSS at each scale of (d)
 #   (g) signpost under load at the largest scale, then with the config replaced mid-run
+#   (h) exhaustion: silent connections + drip readers, time for a fresh client's PRM
+#   Instructions per request (callgrind): tests/bench/instructions.py --bin SIGNPOST_BIN
 #
 # Needs: Linux (/proc), bash 5, cargo; wrk, nginx, curl and python3 (stdlib only) are installed
 # with apt-get when missing (as root, or through sudo; a temporary policy-rc.d keeps the nginx
@@ -41,6 +43,8 @@
 #                        (`--timer`: tokio timer + 10 s header-read timeout), to tell what those
 #                        cost apart from what routing costs
 #   BENCH_BIG_LOAD [1]   0 skips (g): load at the largest scale, then a reload mid-run
+#   BENCH_EXHAUST [1]    0 skips (h): silent connections + drip readers, a fresh client's wait
+#                        (BENCH_EXHAUST_SILENT [10000], BENCH_EXHAUST_DRIP [200])
 #   BENCH_LONG=1         duration 15, rounds 5, start-up runs 10, reload runs 10, reload load 30 s
 #   BENCH_SKIP_BUILD=1   use existing binaries      BENCH_KEEP=1  keep the temp dir (logs, configs)
 #   SIGNPOST_BIN, HYPER_BASELINE_BIN   binaries to use (default: cargo's target/release)
@@ -604,6 +608,21 @@ EOF
   fi
   stop "$BIG_PID"
   rm -f "$f" "$f.v1"
+fi
+
+# ------------------------------------------------------------------ (h) exhaustion
+# 10,000 silent connections (re-opened every 9 s) plus 200 drip readers against the default
+# limits: how long does a fresh client wait for its PRM, and the admin listener for /readyz?
+# (tests/bench/exhaust.py; BENCH_EXHAUST=0 skips it)
+if [[ $NO_SIGNPOST != 1 && ${BENCH_EXHAUST:-1} == 1 ]]; then
+  log "exhaustion: ${BENCH_EXHAUST_SILENT:-10000} silent connections + ${BENCH_EXHAUST_DRIP:-200} drip readers"
+  if pyrun_ex=$(python3 "$HERE/exhaust.py" --bin "$SIGNPOST_BIN" --silent "${BENCH_EXHAUST_SILENT:-10000}" \
+      --drip "${BENCH_EXHAUST_DRIP:-200}" --samples 10 --deadline 20); then
+    log "exhaustion: $pyrun_ex"
+    NOTES+=("exhaustion (tests/bench/exhaust.py): $pyrun_ex")
+  else
+    fail "exhaustion scenario failed"
+  fi
 fi
 
 # ------------------------------------------------------------------ report
