@@ -51,6 +51,8 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind(("127.0.0.1", 0))
 port = sock.getsockname()[1]
+# Listening before the ready line: a connection made right after it waits in the backlog.
+sock.listen(128)
 
 server = MCPServer(
     "litellm-upstream",
