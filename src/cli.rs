@@ -46,6 +46,8 @@ pub struct ServeArgs {
     /// The JSON config file (watched and reloaded when it changes) [env: SIGNPOST_CONFIG=]
     #[arg(long, conflicts_with = "demo")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Serve the built-in demo config (DESIGN.md §3's example on http://localhost:8080).
     #[arg(long)]
     pub demo: bool,
@@ -75,11 +77,41 @@ pub struct ServeArgs {
     pub poll_interval: Duration,
 }
 
+/// How the config file is read (every command that reads one).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ReadArgs {
+    /// The largest config file accepted (e.g. `64MiB`, `200MB`); a larger one is refused unread.
+    #[arg(long, env = "SIGNPOST_MAX_CONFIG_SIZE", default_value = "64MiB", value_parser = crate::config::read::parse_size)]
+    pub max_config_size: u64,
+    /// How long reading the config file may take (a hung network mount, a pipe nobody writes to).
+    #[arg(long, env = "SIGNPOST_CONFIG_READ_TIMEOUT", default_value = "10s", value_parser = parse_read_timeout)]
+    pub config_read_timeout: Duration,
+}
+
+impl ReadArgs {
+    pub fn limits(&self) -> crate::config::read::ReadLimits {
+        crate::config::read::ReadLimits {
+            max_size: self.max_config_size,
+            timeout: self.config_read_timeout,
+        }
+    }
+}
+
+fn parse_read_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > Duration::from_secs(3600) {
+        return Err("must be more than 0 and at most 1h".into());
+    }
+    Ok(d)
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The JSON config file.
     #[arg(long, env = "SIGNPOST_CONFIG")]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Also fetch every delegate and facade upstream's metadata once and report what breaks which
     /// clients; exit 1 on any error finding.
     #[arg(long)]
@@ -91,6 +123,8 @@ pub struct HintArgs {
     /// The JSON config file.
     #[arg(long, env = "SIGNPOST_CONFIG")]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// An MCP endpoint URL (`https://gw.example.com/mcp/x/mcp`) or path (`/mcp/x/mcp`).
     pub resource: String,
 }

@@ -10,8 +10,7 @@
 -- gateway's challenge lines joined with ", "). Never the client's token, cookies or body.
 --
 -- signpost down, slow or answering anything but 401/403: the gateway's status with a plain
--- `Bearer realm="mcp"` (a 403 keeps the gateway's own challenge: what a step-up needs), never a
--- 5xx. The httpclient of HAProxy 2.6 retries a refused connection 3 times, 1 s apart, and has
+-- `Bearer realm="mcp"`, never a 5xx. The httpclient of HAProxy 2.6 retries a refused connection 3 times, 1 s apart, and has
 -- no setting for that, so the call runs in a task of its own and the action stops waiting for it
 -- after DEADLINE_MS.
 
@@ -55,8 +54,9 @@ local function joined(headers, name)
   return table.concat(parts, ", ")
 end
 
-local function fallback(txn, status, gw_www)
+local function fallback(txn, status)
   local headers = {
+    ["www-authenticate"] = { 'Bearer realm="mcp"' },
     ["content-type"] = { "application/json" },
     ["cache-control"] = { "no-store" },
     ["access-control-allow-origin"] = { "*" },
@@ -64,11 +64,9 @@ local function fallback(txn, status, gw_www)
   }
   local body
   if status == 403 then
-    if gw_www then headers["www-authenticate"] = { gw_www } end
     body = '{"error":"forbidden","error_description":"the gateway refused this request"}\n'
   else
     status = 401
-    headers["www-authenticate"] = { 'Bearer realm="mcp"' }
     body = '{"error":"unauthorized","error_description":"authentication required"}\n'
   end
   txn:done({ status = status, headers = headers, body = body })
@@ -92,7 +90,7 @@ end
 -- gw_status: the status to report to signpost; gw_www: the gateway's challenge (or nil).
 local function challenge(txn, gw_status, gw_www)
   local addr = admin_addr()
-  if not addr then return fallback(txn, gw_status, gw_www) end
+  if not addr then return fallback(txn, gw_status) end
   local uri = txn:get_var("txn.signpost_uri") or "/"
   local host = txn:get_var("txn.signpost_host")
   local req_headers = {
@@ -111,7 +109,7 @@ local function challenge(txn, gw_status, gw_www)
   end
   local res = slot.res
   if not res or (res.status ~= 401 and res.status ~= 403) then
-    return fallback(txn, gw_status, gw_www)
+    return fallback(txn, gw_status)
   end
 
   local headers = {}
