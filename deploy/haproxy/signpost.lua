@@ -25,11 +25,11 @@ end
 
 -- The whole call: signpost answers from memory in microseconds, so a slower answer means it is
 -- unwell and the fallback is better than a client waiting.
-local DEADLINE_MS = 1500
+local DEADLINE_MS = 1000
 -- How often the action looks whether the answer has arrived.
 local POLL_MS = 1
 -- "timeout server" of the httpclient (per attempt).
-local ATTEMPT_MS = 1500
+local ATTEMPT_MS = 1000
 
 -- Headers of signpost's answer that describe its own connection or framing, not the challenge.
 local HOP_BY_HOP = {
