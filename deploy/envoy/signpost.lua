@@ -10,7 +10,7 @@
 --     (status, headers, body): it sends signpost the URI the client used (X-Original-URI), its
 --     Host, X-Gateway-Status and X-Gateway-WWW-Authenticate, and nothing of the client's (no token,
 --     cookie or body). Exactly one WWW-Authenticate reaches the client;
---   * with signpost down, failing or slower than 2 s: a plain `Bearer realm="mcp"` challenge with
+--   * with signpost down, failing or slower than 1.5 s: a plain `Bearer realm="mcp"` challenge with
 --     the gateway's status, never a 5xx;
 --   * with --rescue-5xx (RESCUE_5XX = 1 after deploy/render.sh): a gateway 5xx to a request that
 --     carried no Authorization header becomes signpost's 401 (the client must log in first
@@ -18,8 +18,9 @@
 
 local RESCUE_5XX = (__RESCUE_5XX__ == 1)
 local ADMIN_CLUSTER = "signpost_admin"
--- signpost answers from memory in microseconds; 1.8 s leaves the client its answer within 2 s.
-local CHALLENGE_TIMEOUT_MS = 1800
+-- signpost answers from memory in microseconds; 1.5 s leaves the client its answer within 2 s,
+-- with room for the gateway's own time.
+local CHALLENGE_TIMEOUT_MS = 1500
 local META = "signpost"
 
 -- The three default resource path templates, as Lua patterns on the path without its query.
