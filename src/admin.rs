@@ -188,6 +188,7 @@ fn status(state: &AppState) -> String {
             "at": rfc3339(last.at),
             "error": last.error,
         },
+        "config_read": state.config_read_status(),
         "public_urls": registry.sites.iter().map(|s| s.site.base()).collect::<Vec<_>>(),
         "draining": state.is_draining(),
         "upstreams": upstreams(state, &registry),

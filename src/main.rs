@@ -1,8 +1,12 @@
 //! The `signpost` binary: parse the command line, install logging, run the command, exit with its
-//! code (0 ok, 1 failure, 2 usage, 78 invalid config).
+//! code (0 ok, 1 failure, 2 usage, 78 invalid config). Text logs are coloured only when stderr is
+//! a terminal (and `NO_COLOR` is unset); JSON logs never are. After `serve` has drained, the
+//! process exits without waiting for blocking threads (a read stuck on a FIFO or a hung network
+//! file system must not keep a stopped server alive).
 
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,13 +19,20 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let colours = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(colours).init(),
+        LogFormat::Json => logs.with_ansi(false).json().init(),
     }
     match cli.command {
         Command::Serve(args) => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(signpost::app::serve(args)),
+            Ok(rt) => {
+                let code = rt.block_on(signpost::app::serve(args));
+                // Dropping the runtime would wait for every blocking thread to finish.
+                rt.shutdown_background();
+                code
+            }
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
                 ExitCode::FAILURE
@@ -29,6 +40,9 @@ fn main() -> ExitCode {
         },
         Command::Check(args) => signpost::app::check(args),
         Command::Hint(args) => signpost::app::hint(args),
+        Command::Import(args) => match args.from {
+            signpost::cli::ImportFrom::Litellm(args) => signpost::import::litellm(args),
+        },
         Command::Probe(args) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(signpost::probe::run(args)),
             Err(e) => {

@@ -29,7 +29,7 @@ const KINDS: [(Kind, &str); 7] = [
 ];
 
 /// Every status signpost answers with; anything else is counted as `other`.
-const STATUSES: [u16; 9] = [200, 204, 304, 401, 403, 404, 405, 503, 0];
+const STATUSES: [u16; 10] = [200, 204, 304, 400, 401, 403, 404, 405, 503, 0];
 
 /// Process-wide counters.
 #[derive(Debug)]

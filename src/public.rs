@@ -8,13 +8,17 @@
 //! * `OPTIONS` on any well-known path — 204 CORS preflight, whatever the `Host`.
 //! * Other methods on a served path — 405 with `Allow`; anything else — JSON 404.
 //!
+//! The site a request names follows RFC 9112 §3.2 and RFC 9113 §8.3.1: the target's authority
+//! (absolute-form, or HTTP/2 `:authority`) wins over `Host`; more than one `Host`, or an HTTP/1.1
+//! request without one, is a JSON 400; HTTP/1.0 may omit it.
+//!
 //! Every answer carries `Access-Control-Allow-Origin: *`. Nothing here reads a body, builds a URL
 //! from `Host` or `X-Forwarded-*`, or can answer 401 or 5xx: a request is a lookup and a write.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 
 use crate::metrics::Kind;
 use crate::registry::{Doc, DocKind, OIDC_PREFIX, Registry};
@@ -32,6 +36,8 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 const NOT_FOUND_BODY: &str =
     r#"{"error":"not_found","error_description":"no discovery document at this URL"}"#;
+const SEVERAL_HOSTS_BODY: &str = r#"{"error":"bad_request","error_description":"more than one Host header (RFC 9112 section 3.2)"}"#;
+const NO_HOST_BODY: &str = r#"{"error":"bad_request","error_description":"an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"}"#;
 const METHOD_NOT_ALLOWED_BODY: &str = r#"{"error":"method_not_allowed","error_description":"discovery documents answer GET, HEAD and OPTIONS only"}"#;
 
 /// What a request path names.
@@ -47,9 +53,17 @@ enum Target<'a> {
 
 /// Answers one request on the public listener.
 pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
-    let registry = state.registry();
     let path = req.uri().path();
-    let (kind, response) = match (req.method(), target(&registry, req)) {
+    let host = match request_host(req) {
+        Ok(host) => host,
+        Err(bad) => {
+            let response = json(StatusCode::BAD_REQUEST, bad.body());
+            state.metrics.record(Kind::NotFound, response.status());
+            return response;
+        }
+    };
+    let registry = state.registry();
+    let (kind, response) = match (req.method(), target(&registry, path, host)) {
         (_, Target::Outside) => (Kind::NotFound, not_found()),
         (&Method::OPTIONS, _) => (Kind::Preflight, preflight()),
         (&Method::GET | &Method::HEAD, Target::Document(doc)) => {
@@ -68,16 +82,46 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
     response
 }
 
-fn target<'r, B>(registry: &'r Registry, req: &Request<B>) -> Target<'r> {
-    let path = req.uri().path();
+/// Why a request names no valid host (RFC 9112 §3.2: both are answered 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadHost {
+    /// More than one `Host` field line.
+    Several,
+    /// An HTTP/1.1 request without `Host`.
+    Missing,
+}
+
+impl BadHost {
+    /// The JSON error body (DESIGN.md §4).
+    pub fn body(self) -> &'static str {
+        match self {
+            BadHost::Several => SEVERAL_HOSTS_BODY,
+            BadHost::Missing => NO_HOST_BODY,
+        }
+    }
+}
+
+/// The authority that selects a request's site: the target's (absolute-form, HTTP/2
+/// `:authority`) over the `Host` header; `None` for an HTTP/1.0 or HTTP/2 request with neither.
+pub fn request_host<B>(req: &Request<B>) -> Result<Option<&[u8]>, BadHost> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(BadHost::Several);
+    }
+    if host.is_none() && req.version() == Version::HTTP_11 {
+        return Err(BadHost::Missing);
+    }
+    Ok(match req.uri().authority() {
+        Some(authority) => Some(authority.as_str().as_bytes()),
+        None => host.map(HeaderValue::as_bytes),
+    })
+}
+
+fn target<'r>(registry: &'r Registry, path: &str, host: Option<&[u8]>) -> Target<'r> {
     if path != "/.well-known" && !path.starts_with("/.well-known/") {
         return Target::Outside;
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .map(HeaderValue::as_bytes)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes()));
     let doc = registry
         .site_for_host(host)
         .and_then(|site| site.find(path));

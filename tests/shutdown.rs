@@ -31,7 +31,7 @@ fn max_send_buffer() -> usize {
 
 /// A config whose PRM is larger than `bytes` (a few thousand long scopes, one resource path).
 fn huge_config(bytes: usize) -> String {
-    let filler = "x".repeat(4000);
+    let filler = "x".repeat(1900); // under the 2,048-byte limit for one string
     let scope = |i: usize| format!("\"scope:{i:08}:{filler}\"");
     let count = bytes / scope(0).len() + 1;
     let scopes = (0..count).map(scope).collect::<Vec<_>>().join(",");
@@ -145,4 +145,128 @@ async fn sigint_exits_0_too() {
     bin.signal("INT");
     let status = bin.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "{}", bin.log_lines().join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_shutdown_loses_no_request_on_busy_keep_alive_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TestServer::start(&small_config()).await;
+    let request = format!("GET {PRM} HTTP/1.1\r\nHost: gw.example.com\r\n\r\n");
+    // 16 clients, each sending its next request as soon as the last answer arrived; a request
+    // is lost when its connection ends before its answer came.
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let addr = s.public;
+            let request = request.clone();
+            tokio::spawn(async move {
+                let (mut answered, mut lost) = (0u32, 0u32);
+                let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    if c.write_all(request.as_bytes()).await.is_err() {
+                        lost += 1;
+                        break;
+                    }
+                    // Read one whole answer (the PRM ends with `}`; no body has a blank line).
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            if buf.ends_with(b"}") {
+                                break Some(i);
+                            }
+                        }
+                        match c.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break None,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let Some(head_end) = head_end else {
+                        lost += 1;
+                        break;
+                    };
+                    answered += 1;
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    buf.clear();
+                    if head.contains("connection: close") {
+                        break;
+                    }
+                }
+                (answered, lost)
+            })
+        })
+        .collect();
+    let state = s.state.clone();
+    wait_until(Duration::from_secs(10), "every client to be busy", || {
+        let state = state.clone();
+        async move {
+            state
+                .metrics
+                .requests(signpost::metrics::Kind::Prm, hyper::StatusCode::OK)
+                >= 16 * 20
+        }
+    })
+    .await;
+    s.begin_shutdown();
+    let mut total = 0;
+    for c in clients {
+        let (answered, lost) = tokio::time::timeout(Duration::from_secs(10), c)
+            .await
+            .expect("every client ended")
+            .unwrap();
+        assert_eq!(
+            lost, 0,
+            "a request was lost at shutdown ({answered} answered before)"
+        );
+        total += answered;
+    }
+    assert!(total >= 16 * 20);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_process_exits_after_the_drain_even_with_a_config_read_stuck_on_a_fifo() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signpost.json");
+    std::fs::write(&path, small_config()).unwrap();
+    let mut bin = Binary::serve(&path, &["--shutdown-grace", "2s"]).await;
+    // A FIFO renamed over the config: a reload that opens it blocks until a writer comes, and a
+    // read then blocks until the writer writes or closes (this test's writer does neither).
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(made.success());
+    std::fs::rename(&fifo, &path).unwrap();
+    bin.signal("HUP");
+    // Opening the write side without blocking succeeds once the server holds the read side.
+    const O_NONBLOCK: i32 = 0o4000; // Linux
+    let started = std::time::Instant::now();
+    let mut writer = None;
+    while writer.is_none() {
+        writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&path)
+            .ok();
+        // A reader that refuses FIFOs blocks nothing; the exit must come all the same.
+        let refused = bin.messages().iter().any(|m| {
+            let m = m.to_ascii_lowercase();
+            m.contains("fifo") || m.contains("regular file")
+        }) || get(bin.admin, "/status").await.json()["last_reload"]["ok"] == false;
+        if refused {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server never opened the FIFO: {:?}",
+            bin.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bin.signal("TERM");
+    let status = bin.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{}", bin.log_lines().join("\n"));
+    drop(writer);
 }

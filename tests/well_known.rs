@@ -694,3 +694,98 @@ async fn requests_are_counted_by_kind_and_status() {
         );
     }
 }
+
+/// One raw HTTP/1.x request on a fresh connection (the caller writes every header line).
+async fn raw(addr: std::net::SocketAddr, head: &str) -> common::Response {
+    let mut c = Conn::open(addr).await;
+    c.send_raw(head.as_bytes()).await;
+    c.read_response(false).await.expect("an answer")
+}
+
+#[tokio::test]
+async fn the_target_authority_wins_over_host_and_bad_hosts_get_a_json_400() {
+    let s = TestServer::start(MULTI).await;
+    let a_prm = "/.well-known/oauth-protected-resource/mcp/x/mcp";
+    let b_prm = "/.well-known/oauth-protected-resource/gw/mcp/x/mcp";
+    // Absolute-form (RFC 9112 §3.2.2): the target's authority selects the site, not Host.
+    let r = raw(
+        s.public,
+        &format!("GET https://b.example.com:8443{b_prm} HTTP/1.1\r\nHost: a.example.com\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["resource"],
+        "https://b.example.com:8443/gw/mcp/x/mcp"
+    );
+    let r = raw(
+        s.public,
+        &format!("GET https://evil.example.com{a_prm} HTTP/1.1\r\nHost: a.example.com\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 404, "a's document served for another authority");
+    // Two Host lines, or HTTP/1.1 without Host: 400 with a JSON body and CORS.
+    for head in [
+        format!("GET {a_prm} HTTP/1.1\r\nHost: a.example.com\r\nHost: b.example.com:8443\r\n\r\n"),
+        format!("GET {a_prm} HTTP/1.1\r\nHost: a.example.com\r\nhost: a.example.com\r\n\r\n"),
+        format!("GET {a_prm} HTTP/1.1\r\n\r\n"),
+        format!("OPTIONS {a_prm} HTTP/1.1\r\n\r\n"),
+        format!("GET https://a.example.com{a_prm} HTTP/1.1\r\n\r\n"),
+    ] {
+        let r = raw(s.public, &head).await;
+        assert_eq!(r.status, 400, "{head:?}");
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.json()["error"], "bad_request", "{head:?}");
+        assert!(
+            r.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("Host")
+        );
+    }
+    // HTTP/1.0 may omit Host: answered (a single public_url serves any host).
+    let single = TestServer::start(CONFIG).await;
+    let r = raw(
+        single.public,
+        &format!("GET {PRM}/mcp/atlassian/mcp HTTP/1.0\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["resource"],
+        "https://gw.example.com/mcp/atlassian/mcp"
+    );
+    // ... and with several it finds no site without one, as before.
+    assert_eq!(
+        raw(s.public, &format!("GET {a_prm} HTTP/1.0\r\n\r\n"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn http2_authority_wins_over_host() {
+    use http_body_util::{BodyExt, Empty};
+    let s = TestServer::start(MULTI).await;
+    let stream = tokio::net::TcpStream::connect(s.public).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::get(
+        "https://b.example.com:8443/.well-known/oauth-protected-resource/gw/mcp/x/mcp",
+    )
+    .header("host", "a.example.com")
+    .body(Empty::<bytes::Bytes>::new())
+    .unwrap();
+    let r = send.send_request(req).await.expect("h2 answer");
+    assert_eq!(r.status(), 200);
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["resource"], "https://b.example.com:8443/gw/mcp/x/mcp");
+}

@@ -12,13 +12,14 @@
 #       median RPS, p50/p99, requests per server CPU-second (/proc/<pid>/stat utime+stime of the
 #       server and its children), peak RSS (VmHWM), errors, ratios signpost/hyper, signpost/nginx
 #   (d) `signpost check` wall time + peak RSS and `signpost serve` start-up memory at
-#       100 / 1,000 / 10,000 / 100,000 servers
+#       100 / 1,000 / 10,000 / 100,000 servers, each config indented and minified (one line)
 #   (e) spawn -> first 200 on the PRM URL (signpost, hyper_baseline, nginx)
 #   (f) reload latency (config file replaced -> first response with the new document) and
 #       reload under load (failed requests, dropped keep-alive connections) vs `nginx -s reload`;
 #       reload latency and peak RSS at each scale of (d)
 #   (g) signpost under load at the largest scale, then with the config replaced mid-run
-#   (h) instructions per keep-alive request under valgrind's callgrind (deterministic, unlike
+#   (h) exhaustion: silent connections + drip readers, time for a fresh client's PRM
+#   (i) instructions per keep-alive request under valgrind's callgrind (deterministic, unlike
 #       (a-c)): signpost's PRM, /challenge without a token (query and proxy-header forms) and the
 #       step-up, each against bare hyper answering the same bytes with signpost's connection
 #       settings (and without them, for the PRM and the plain challenge); benchlib.py callgrind
@@ -46,7 +47,9 @@
 #                        (`--timer`: tokio timer + 10 s header-read timeout), to tell what those
 #                        cost apart from what routing costs
 #   BENCH_BIG_LOAD [1]   0 skips (g): load at the largest scale, then a reload mid-run
-#   BENCH_CALLGRIND [1]  0 skips (h)               BENCH_CALLGRIND_BASE [1000]  requests of the
+#   BENCH_EXHAUST [1]    0 skips (h): silent connections + drip readers, a fresh client's wait
+#                        (BENCH_EXHAUST_SILENT [10000], BENCH_EXHAUST_DRIP [200])
+#   BENCH_CALLGRIND [1]  0 skips (i)               BENCH_CALLGRIND_BASE [1000]  requests of the
 #   BENCH_CALLGRIND_EXTRA [10000] short run and the extra ones of the long run (Ir per request =
 #                        the difference / EXTRA)   BENCH_CALLGRIND_THREADS [2] tokio workers
 #   BENCH_LONG=1         duration 15, rounds 5, start-up runs 10, reload runs 10, reload load 30 s
@@ -529,14 +532,32 @@ if [[ $NO_SIGNPOST != 1 ]]; then
       --prm "http://127.0.0.1:$p1/.well-known/oauth-protected-resource/mcp/s$((n / 2))/mcp" --ready "http://127.0.0.1:$p2/readyz" -- \
       "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2" \
       || fail "signpost serve at $n servers: $srv: $(tail -5 "$WORK/serve-$n.log")"
-    python3 - "$n" "$(stat -c %s "$f")" "$chk" "$srv" >>"$RESULTS" <<'EOF'
+    python3 - "$n" "$(stat -c %s "$f")" "$chk" "$srv" indented >>"$RESULTS" <<'EOF'
 import json, sys
-n, size, chk, srv = sys.argv[1:]
-print(json.dumps({"kind": "scale", "servers": int(n), "config_bytes": int(size), "check": json.loads(chk),
+n, size, chk, srv, fmt = sys.argv[1:]
+print(json.dumps({"kind": "scale", "servers": int(n), "format": fmt, "config_bytes": int(size), "check": json.loads(chk),
                   "serve": json.loads(srv) if srv.strip() else {"error": "no output"}}))
 EOF
     log "scale $n: $(tail -1 "$RESULTS")"
     python3 "$LIB" ok-field "$srv" reload_error || fail "signpost did not reload at $n servers: $srv"
+    # The same config on one line (jq -c, Helm toJson): loading must be no slower than indented.
+    python3 "$HERE/gen_config.py" "$n" "http://127.0.0.1:$p1" "$f" --minified
+    log "scale $n servers, minified ($(du -h "$f" | cut -f1)): check and serve start-up"
+    chk='' srv=''
+    pyrun chk timed --stderr "$WORK/check-$n-min.err" -- "$SIGNPOST_BIN" check --config "$f" || true
+    [[ $(echo "$chk" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rc"])') == 0 ]] \
+      || fail "signpost check at $n servers, minified: $chk: $(head -5 "$WORK/check-$n-min.err")"
+    pyrun srv startup --timeout 300 --log "$WORK/serve-$n-min.log" \
+      --prm "http://127.0.0.1:$p1/.well-known/oauth-protected-resource/mcp/s$((n / 2))/mcp" --ready "http://127.0.0.1:$p2/readyz" -- \
+      "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2" \
+      || fail "signpost serve at $n servers, minified: $srv: $(tail -5 "$WORK/serve-$n-min.log")"
+    python3 - "$n" "$(stat -c %s "$f")" "$chk" "$srv" minified >>"$RESULTS" <<'EOF'
+import json, sys
+n, size, chk, srv, fmt = sys.argv[1:]
+print(json.dumps({"kind": "scale", "servers": int(n), "format": fmt, "config_bytes": int(size), "check": json.loads(chk),
+                  "serve": json.loads(srv) if srv.strip() else {"error": "no output"}}))
+EOF
+    log "scale $n minified: $(tail -1 "$RESULTS")"
     rm -f "$f" "$f.v1"
   done
 fi
@@ -599,7 +620,22 @@ EOF
   rm -f "$f" "$f.v1"
 fi
 
-# ------------------------------------------------------------------ (h) callgrind
+# ------------------------------------------------------------------ (h) exhaustion
+# 10,000 silent connections (re-opened every 9 s) plus 200 drip readers against the default
+# limits: how long does a fresh client wait for its PRM, and the admin listener for /readyz?
+# (tests/bench/exhaust.py; BENCH_EXHAUST=0 skips it)
+if [[ $NO_SIGNPOST != 1 && ${BENCH_EXHAUST:-1} == 1 ]]; then
+  log "exhaustion: ${BENCH_EXHAUST_SILENT:-10000} silent connections + ${BENCH_EXHAUST_DRIP:-200} drip readers"
+  if pyrun_ex=$(python3 "$HERE/exhaust.py" --bin "$SIGNPOST_BIN" --silent "${BENCH_EXHAUST_SILENT:-10000}" \
+      --drip "${BENCH_EXHAUST_DRIP:-200}" --samples 10 --deadline 20); then
+    log "exhaustion: $pyrun_ex"
+    NOTES+=("exhaustion (tests/bench/exhaust.py): $pyrun_ex")
+  else
+    fail "exhaustion scenario failed"
+  fi
+fi
+
+# ------------------------------------------------------------------ (i) callgrind
 # Instructions are counted, not timed: the figures hold on a busy machine and repeat within ~1 %.
 if [[ $NO_SIGNPOST != 1 && ${BENCH_CALLGRIND:-1} == 1 ]]; then
   log "callgrind: instructions per keep-alive request (several minutes under valgrind)"

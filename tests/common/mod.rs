@@ -390,7 +390,9 @@ impl Binary {
         Binary::start(cmd, extra).await
     }
 
-    async fn start(mut cmd: std::process::Command, extra: &[&str]) -> Binary {
+    /// Starts `cmd` (a `signpost serve` command line, possibly behind a wrapper) with the test
+    /// listeners and JSON logs, and waits until it listens.
+    pub async fn start(mut cmd: std::process::Command, extra: &[&str]) -> Binary {
         use std::io::BufRead;
         let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
