@@ -9,11 +9,12 @@
 //!   has begun. `GET /status` — the served config and the last reload. `GET /metrics` — Prometheus.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
@@ -59,9 +60,12 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
 }
 
 /// The proxy's copy of the gateway's status (`401`, `403`).
-const X_GATEWAY_STATUS: &str = "x-gateway-status";
+const X_GATEWAY_STATUS: HeaderName = HeaderName::from_static("x-gateway-status");
 /// The proxy's copy of the gateway's own `WWW-Authenticate` (several lines joined with `, `).
-const X_GATEWAY_WWW_AUTHENTICATE: &str = "x-gateway-www-authenticate";
+const X_GATEWAY_WWW_AUTHENTICATE: HeaderName =
+    HeaderName::from_static("x-gateway-www-authenticate");
+/// The request path the client used (nginx: `$request_uri`).
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 
 fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
     let headers = req.headers();
@@ -90,7 +94,7 @@ fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<By
     }
     let resource = resource.or(suffix.map(Cow::Borrowed)).or_else(|| {
         headers
-            .get("x-original-uri")
+            .get(X_ORIGINAL_URI)
             .and_then(|v| v.to_str().ok())
             .map(Cow::Borrowed)
     });
@@ -129,18 +133,44 @@ fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<By
         tracing::warn!(dropped = ?c.dropped_scopes, "ignoring requested scopes that are not RFC 6749 scope tokens");
     }
     tracing::debug!(resource = ?resource, server = ?c.server, status = c.status.as_u16(), "challenge");
-    let mut response = public::json(c.status, c.body);
-    let h = response.headers_mut();
-    if let Some(value) = &c.header {
-        h.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("Bearer")),
-        );
-    }
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
-    h.insert(header::CACHE_CONTROL, NO_STORE);
     state.metrics.record(Kind::Challenge, c.status);
+    let mut response = Response::new(Full::new(Bytes::from_static(c.body.as_bytes())));
+    *response.status_mut() = c.status;
+    // Cloning a ready header map and replacing one value costs less than inserting five.
+    let templates = challenge_headers();
+    *response.headers_mut() = match c.header {
+        Some(value) => {
+            let mut h = templates.with_challenge.clone();
+            h.insert(header::WWW_AUTHENTICATE, value);
+            h
+        }
+        None => templates.without.clone(),
+    };
     response
+}
+
+/// The headers of every `/challenge` answer; `with_challenge` has a placeholder
+/// `WWW-Authenticate` each answer replaces.
+struct ChallengeHeaders {
+    with_challenge: HeaderMap,
+    without: HeaderMap,
+}
+
+fn challenge_headers() -> &'static ChallengeHeaders {
+    static HEADERS: OnceLock<ChallengeHeaders> = OnceLock::new();
+    HEADERS.get_or_init(|| {
+        let mut without = HeaderMap::with_capacity(5);
+        without.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, public::ANY_ORIGIN);
+        without.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
+        without.insert(header::CACHE_CONTROL, NO_STORE);
+        without.insert(header::CONTENT_TYPE, public::JSON);
+        let mut with_challenge = without.clone();
+        with_challenge.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        ChallengeHeaders {
+            with_challenge,
+            without,
+        }
+    })
 }
 
 fn status(state: &AppState) -> String {

@@ -425,16 +425,16 @@ pub fn hint(args: HintArgs) -> ExitCode {
         }
     };
     let c = challenge(&registry, Some(&args.resource), None, Outcome::Hint, None);
-    println!("{}", c.header.unwrap_or_default());
+    let header = c.header.as_ref().map(|h| h.as_bytes()).unwrap_or_default();
+    println!("{}", String::from_utf8_lossy(header));
+    let owned = c.server.is_some();
     std::mem::forget(registry); // exiting: see `check`
-    match c.server {
-        Some(_) => ExitCode::SUCCESS,
-        None => {
-            eprintln!(
-                "no server owns {}; this is the plain challenge (check the path against `signpost check`)",
-                args.resource
-            );
-            ExitCode::FAILURE
-        }
+    if owned {
+        return ExitCode::SUCCESS;
     }
+    eprintln!(
+        "no server owns {}; this is the plain challenge (check the path against `signpost check`)",
+        args.resource
+    );
+    ExitCode::FAILURE
 }

@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hyper::StatusCode;
+use hyper::header::HeaderValue;
 
 use crate::config::{ModeKind, Server, Site, is_scope_char};
 use crate::registry::{Registry, concat, prm_path};
@@ -106,89 +108,139 @@ pub const BODY_INVALID_TOKEN: &str = r#"{"error":"invalid_token","error_descript
 pub const BODY_INSUFFICIENT_SCOPE: &str = r#"{"error":"insufficient_scope","error_description":"the access token lacks the scope this request needs; log in again with the scope in the WWW-Authenticate header"}"#;
 pub const BODY_FORBIDDEN: &str = r#"{"error":"forbidden","error_description":"the gateway refused this request; logging in again would not change that"}"#;
 
-/// A complete challenge answer.
+/// A complete `/challenge` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
+pub struct Challenge<'a> {
     pub status: StatusCode,
     /// The `WWW-Authenticate` value; `None` for a 403 that is not a step-up.
-    pub header: Option<String>,
+    pub header: Option<HeaderValue>,
     /// OAuth-style JSON error body.
     pub body: &'static str,
     /// The server owning the resource, when one does.
-    pub server: Option<String>,
+    pub server: Option<&'a str>,
     /// Requested scopes dropped because they are not RFC 6749 scope tokens.
-    pub dropped_scopes: Vec<String>,
+    pub dropped_scopes: Vec<&'a [u8]>,
 }
 
-/// Builds the answer for `resource` (a URL or path; `None` when the proxy sent none).
-pub fn challenge(
-    registry: &Registry,
+/// Builds the answer for `resource` (a URL or path; `None` when the proxy sent none). The common
+/// answer, [`Outcome::Hint`], is a lookup in the table [`Registry::build`] precomputed; the
+/// others extend that value by appending (no formatting, one allocation).
+pub fn challenge<'a>(
+    registry: &'a Registry,
     resource: Option<&str>,
     host: Option<&[u8]>,
     outcome: Outcome,
-    requested_scope: Option<&[u8]>,
-) -> Challenge {
-    let resolved = resource.and_then(|r| registry.resolve(r, host));
-    let owner = resolved.and_then(|r| r.server);
-    let server = owner.map(|(s, _)| s.name.clone());
-    if outcome == Outcome::Forbidden {
-        return Challenge {
-            status: outcome.status(),
-            header: None,
-            body: outcome.body(),
-            server,
-            dropped_scopes: Vec::new(),
-        };
-    }
-    let mut header = String::from("Bearer ");
-    let mut scopes: Vec<&str> = Vec::new();
-    match (resolved, owner) {
-        (Some(r), Some((server, path))) if server.mode != ModeKind::None => {
-            let url = concat(&[&r.site.site.origin, &prm_path(path)]);
-            push_param(&mut header, "resource_metadata", &url);
-            scopes.extend(server.scopes.iter().map(String::as_str));
-        }
-        _ => {
-            let site = resolved
-                .map(|r| r.site)
-                .or_else(|| registry.site_for_host(host))
-                .or_else(|| registry.first_site());
-            let realm = site.map(|s| s.site.base()).unwrap_or_default();
-            push_param(&mut header, "realm", &realm);
-        }
-    }
-    let mut dropped_scopes = Vec::new();
-    if outcome == Outcome::StepUp {
-        for s in requested_scope
-            .unwrap_or(b"")
-            .split(|b| *b == b' ' || *b == b'\t')
-            .filter(|s| !s.is_empty())
-        {
-            match std::str::from_utf8(s) {
-                Ok(s) if s.bytes().all(is_scope_char) => {
-                    if !scopes.contains(&s) {
-                        scopes.push(s);
-                    }
-                }
-                _ => dropped_scopes.push(String::from_utf8_lossy(s).into_owned()),
-            }
-        }
-    }
-    if !scopes.is_empty() {
-        push_param(&mut header, "scope", &scopes.join(" "));
-    }
-    match outcome {
-        Outcome::InvalidToken => push_param(&mut header, "error", "invalid_token"),
-        Outcome::StepUp => push_param(&mut header, "error", "insufficient_scope"),
-        Outcome::Hint | Outcome::Forbidden => {}
-    }
-    Challenge {
+    requested_scope: Option<&'a [u8]>,
+) -> Challenge<'a> {
+    let resolved = registry.resolve(resource, host);
+    let owner = resolved
+        .and_then(|r| r.resource)
+        .map(|(_, r)| &registry.config.servers[r.server]);
+    let mut answer = Challenge {
         status: outcome.status(),
-        header: Some(header),
+        header: None,
         body: outcome.body(),
-        server,
-        dropped_scopes,
+        server: owner.map(|s| s.name.as_str()),
+        dropped_scopes: Vec::new(),
+    };
+    let hint = match resolved {
+        Some(r) => match r.resource {
+            Some((_, resource)) => &resource.hint,
+            None => &r.site.realm,
+        },
+        None => &EMPTY_REALM,
+    };
+    answer.header = match outcome {
+        Outcome::Forbidden => None,
+        Outcome::Hint => Some(hint.clone()),
+        Outcome::InvalidToken => Some(append(hint.as_bytes(), &[b", error=\"invalid_token\""])),
+        Outcome::StepUp => {
+            // The hint ends with the server's `scope="…"` exactly when it has scopes (and is not a
+            // `none` server, whose hint is the realm).
+            let server_scopes: &[String] = match owner {
+                Some(s) if s.mode != ModeKind::None => &s.scopes,
+                _ => &[],
+            };
+            let h = hint.as_bytes();
+            let mut out = Vec::with_capacity(h.len() + requested_scope.map_or(0, <[u8]>::len) + 40);
+            let mut open = !server_scopes.is_empty();
+            out.extend_from_slice(if open { &h[..h.len() - 1] } else { h });
+            let mut added: Vec<&[u8]> = Vec::new();
+            for s in requested_scope
+                .unwrap_or(b"")
+                .split(|b| *b == b' ' || *b == b'\t')
+                .filter(|s| !s.is_empty())
+            {
+                if !s.iter().copied().all(is_scope_char) {
+                    answer.dropped_scopes.push(s);
+                } else if !server_scopes.iter().any(|x| x.as_bytes() == s) && !added.contains(&s) {
+                    out.extend_from_slice(if open { b" " } else { b", scope=\"" });
+                    open = true;
+                    out.extend_from_slice(s);
+                    added.push(s);
+                }
+            }
+            if open {
+                out.push(b'"');
+            }
+            out.extend_from_slice(b", error=\"insufficient_scope\"");
+            Some(header_value(out))
+        }
+    };
+    answer
+}
+
+/// `Bearer realm=""`: only for a registry without sites, which a valid config never builds.
+static EMPTY_REALM: HeaderValue = HeaderValue::from_static("Bearer realm=\"\"");
+
+fn append(head: &[u8], tails: &[&[u8]]) -> HeaderValue {
+    let mut out = Vec::with_capacity(head.len() + tails.iter().map(|t| t.len()).sum::<usize>());
+    out.extend_from_slice(head);
+    tails.iter().for_each(|t| out.extend_from_slice(t));
+    header_value(out)
+}
+
+/// A value built from valid parts (quoted, escaped, no control characters) is always valid; the
+/// fallback keeps the answer a challenge whatever happens.
+fn header_value(bytes: Vec<u8>) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(bytes))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+/// The site's plain challenge, `Bearer realm="<public_url>"`.
+pub fn realm(site: &Site) -> HeaderValue {
+    let mut header = String::from("Bearer ");
+    push_param(&mut header, "realm", &site.base());
+    header_value(header.into_bytes())
+}
+
+/// The no-token challenge of each of `server`'s `full_paths` on `site`, in order: one buffer
+/// shared by all of them ([`hint`]'s text), or the site's `realm` for a `none` server.
+pub fn hints(
+    site: &Site,
+    server: &Server,
+    full_paths: &[String],
+    realm: &HeaderValue,
+) -> Vec<HeaderValue> {
+    if server.mode == ModeKind::None {
+        return full_paths.iter().map(|_| realm.clone()).collect();
     }
+    let mut text = String::new();
+    let mut ends = Vec::with_capacity(full_paths.len());
+    for full in full_paths {
+        write_hint(&mut text, site, server, full);
+        ends.push(text.len());
+    }
+    let shared = Bytes::from(text.into_bytes());
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let value = HeaderValue::from_maybe_shared(shared.slice(start..end))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+            start = end;
+            value
+        })
+        .collect()
 }
 
 /// The most bytes of an unknown `error` value a log line shows.
@@ -262,25 +314,39 @@ impl LogLimiter {
 }
 
 /// The challenge without an error for `server` at `full_path` on `site`: what `/challenge` answers
-/// for that resource when no token was presented (used by `check` for every resource path).
+/// for that resource when no token was presented (the table of [`Registry::build`] holds exactly
+/// this; `check` prints it for every resource path).
 pub fn hint(site: &Site, server: &Server, full_path: &str) -> String {
-    let mut header = String::from("Bearer ");
     if server.mode == ModeKind::None {
+        let mut header = String::from("Bearer ");
         push_param(&mut header, "realm", &site.base());
-    } else {
-        let url = concat(&[&site.origin, &prm_path(full_path)]);
-        push_param(&mut header, "resource_metadata", &url);
-        if !server.scopes.is_empty() {
-            push_param(&mut header, "scope", &server.scopes.join(" "));
-        }
+        return header;
     }
+    let mut header = String::new();
+    write_hint(&mut header, site, server, full_path);
     header
+}
+
+/// Appends the hint of a server that is not `none`.
+fn write_hint(out: &mut String, site: &Site, server: &Server, full_path: &str) {
+    let start = out.len();
+    out.push_str("Bearer ");
+    let url = concat(&[&site.origin, &prm_path(full_path)]);
+    push_param_from(out, start, "resource_metadata", &url);
+    if !server.scopes.is_empty() {
+        push_param_from(out, start, "scope", &server.scopes.join(" "));
+    }
 }
 
 /// Appends `name="value"` (with `, ` after the first parameter), escaping `\` and `"` and dropping
 /// control characters so the header stays one valid line.
 fn push_param(header: &mut String, name: &str, value: &str) {
-    if !header.ends_with(' ') {
+    push_param_from(header, 0, name, value);
+}
+
+/// [`push_param`] for a header that starts at `start` of `header`.
+fn push_param_from(header: &mut String, start: usize, name: &str, value: &str) {
+    if !header[start..].ends_with(' ') {
         header.push_str(", ");
     }
     header.push_str(name);

@@ -75,6 +75,10 @@ pub struct Resource {
     /// Index into the config's servers.
     pub server: usize,
     pub prm: Option<Doc>,
+    /// The `WWW-Authenticate` `/challenge` answers for this path when no token was presented
+    /// ([`crate::challenge::hint`]), ready to send: a slice of one buffer shared by the server's
+    /// paths on this site (the site's `realm` for a `none` server).
+    pub hint: HeaderValue,
 }
 
 /// Where a config came from and when it was loaded (for `/status`).
@@ -98,6 +102,8 @@ pub struct SiteRoutes {
     resources: HashMap<Box<str>, Resource>,
     /// Issuer path without its terminating `/` (empty for a root issuer) → AS document.
     issuers: HashMap<Box<str>, Doc>,
+    /// `Bearer realm="<public_url>"`: the challenge for a resource no server owns here.
+    pub realm: HeaderValue,
 }
 
 impl SiteRoutes {
@@ -140,6 +146,18 @@ impl SiteRoutes {
     pub fn resource(&self, full_path: &str) -> Option<usize> {
         self.resources.get(full_path).map(|r| r.server)
     }
+
+    /// The resource at a request path as `/challenge` gets it: the query and one trailing `/` are
+    /// ignored, the rest must equal a resource path.
+    pub fn challenge_resource(&self, path: &str) -> Option<(&str, &Resource)> {
+        let end = path.find(['?', '#']).unwrap_or(path.len());
+        let path = &path[..end];
+        let path = match path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => path,
+        };
+        self.resources.get_key_value(path).map(|(k, r)| (&**k, r))
+    }
 }
 
 /// The immutable snapshot served until the next successful reload.
@@ -163,8 +181,8 @@ pub struct Registry {
 #[derive(Debug, Clone, Copy)]
 pub struct Resolved<'a> {
     pub site: &'a SiteRoutes,
-    /// The owning server and the full resource path it was found under, if any.
-    pub server: Option<(&'a Server, &'a str)>,
+    /// The full resource path it was found under and its entry, if a server owns it.
+    pub resource: Option<(&'a str, &'a Resource)>,
 }
 
 impl Registry {
@@ -187,17 +205,23 @@ impl Registry {
                 site: site.clone(),
                 resources: HashMap::default(),
                 issuers: HashMap::default(),
+                realm: crate::challenge::realm(site),
             })
             .collect();
         for (si, site) in config.sites.iter().enumerate() {
             for (idx, server) in config.servers.iter().enumerate() {
-                for path in &server.paths {
-                    let full = site.full_path(path);
+                let fulls: Vec<String> = server.paths.iter().map(|p| site.full_path(p)).collect();
+                let hints = crate::challenge::hints(site, server, &fulls, &sites[si].realm);
+                for (full, hint) in fulls.into_iter().zip(hints) {
                     let prm = server.auth.get(si).map(|auth| {
                         let resource = site.resource_url(&full);
                         doc(DocKind::Prm, &render_prm(server, &resource, &auth.issuer))
                     });
-                    let resource = Resource { server: idx, prm };
+                    let resource = Resource {
+                        server: idx,
+                        prm,
+                        hint,
+                    };
                     sites[si].resources.insert(full.into(), resource);
                 }
                 if let Some(auth) = server.auth.get(si) {
@@ -267,34 +291,39 @@ impl Registry {
         self.sites.get(*index)
     }
 
-    /// The server owning `resource` (a full URL, or a path resolved on the site `host` selects,
-    /// else on the first site). The query and one trailing `/` are ignored.
-    pub fn resolve(&self, resource: &str, host: Option<&[u8]>) -> Option<Resolved<'_>> {
+    /// The site and resource `/challenge` answers for: `resource` is a full URL (its scheme and
+    /// host in any case) or a path resolved on the site `host` selects, else on the first site;
+    /// the query and one trailing `/` are ignored. `None` only when the registry has no site.
+    pub fn resolve(&self, resource: Option<&str>, host: Option<&[u8]>) -> Option<Resolved<'_>> {
         let fallback = || self.site_for_host(host).or_else(|| self.sites.first());
-        let (site, path) = if is_http_url(resource) {
-            match Url::parse(resource) {
-                Ok(url) => match self
-                    .origins
-                    .get(url.origin().ascii_serialization().as_str())
-                {
-                    Some(i) => (&self.sites[*i], url.path().to_owned()),
-                    None => (fallback()?, String::new()),
-                },
-                Err(_) => (fallback()?, String::new()),
-            }
-        } else {
-            let end = resource.find(['?', '#']).unwrap_or(resource.len());
-            (fallback()?, resource[..end].to_owned())
+        let Some(resource) = resource else {
+            return Some(Resolved {
+                site: fallback()?,
+                resource: None,
+            });
         };
-        let path = match path.strip_suffix('/') {
-            Some(p) if !p.is_empty() => p,
-            _ => path.as_str(),
-        };
-        let server = site
-            .resources
-            .get_key_value(path)
-            .map(|(path, r)| (&self.config.servers[r.server], &**path));
-        Some(Resolved { site, server })
+        if !is_http_url(resource) {
+            let site = fallback()?;
+            return Some(Resolved {
+                site,
+                resource: site.challenge_resource(resource),
+            });
+        }
+        let url = Url::parse(resource).ok();
+        let site = url
+            .as_ref()
+            .and_then(|u| self.origins.get(u.origin().ascii_serialization().as_str()))
+            .map(|i| &self.sites[*i]);
+        Some(match (site, url) {
+            (Some(site), Some(url)) => Resolved {
+                site,
+                resource: site.challenge_resource(url.path()),
+            },
+            _ => Resolved {
+                site: fallback()?,
+                resource: None,
+            },
+        })
     }
 
     /// The site used for a plain `realm` challenge when nothing else selects one.

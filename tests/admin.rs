@@ -786,3 +786,68 @@ async fn unknown_error_values_are_logged_truncated_escaped_and_rate_limited() {
         assert!(l.len() < 1_000, "a log line of {} bytes", l.len());
     }
 }
+
+/// `signpost check` and `signpost hint` print exactly what `/challenge` sends, for every resource
+/// path of every site (one home for the rule: the table the registry precomputes).
+#[tokio::test]
+async fn check_hint_and_challenge_agree_on_every_resource_path() {
+    let config = r#"{
+      "public_url": ["https://a.example.com/gw", "https://b.example.com"],
+      "servers": {
+        "atlassian": { "mode": "delegate", "issuer": "https://auth.atlassian.com", "scopes": ["read:jira-work", "write"] },
+        "github":    { "mode": "gateway", "scopes": ["repo"] },
+        "plain":     { "mode": "facade", "issuer": "https://sso.example.com/t", "authorization_endpoint": "https://sso.example.com/t/authorize", "token_endpoint": "https://sso.example.com/t/token" },
+        "docs":      { "mode": "none" }
+      }
+    }"#;
+    let s = TestServer::start(config).await;
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["check", "--config"])
+        .arg(&s.config_path)
+        .output()
+        .expect("run signpost check");
+    assert!(check.status.success());
+    let listing = String::from_utf8_lossy(&check.stdout).into_owned();
+    let mut pairs = Vec::new();
+    let mut lines = listing.lines();
+    while let Some(l) = lines.next() {
+        if let Some(url) = l.trim().strip_prefix("hint ") {
+            let header = lines.next().unwrap().trim();
+            let header = header.strip_prefix("WWW-Authenticate: ").unwrap();
+            pairs.push((url.trim().to_owned(), header.to_owned()));
+        }
+    }
+    assert_eq!(
+        pairs.len(),
+        4 * 3 * 2,
+        "every path of every server on both sites:\n{listing}"
+    );
+    for (url, header) in &pairs {
+        let r = get(s.admin, &format!("/challenge?resource={url}")).await;
+        assert_eq!(r.header("www-authenticate"), Some(header.as_str()), "{url}");
+        let (host, path) = url
+            .strip_prefix("https://")
+            .unwrap()
+            .split_once('/')
+            .unwrap();
+        let r = request(
+            s.admin,
+            "GET",
+            &format!("/challenge/{path}"),
+            &[("Host", host)],
+        )
+        .await;
+        assert_eq!(r.header("www-authenticate"), Some(header.as_str()), "{url}");
+        let hint = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+            .args(["hint", "--config"])
+            .arg(&s.config_path)
+            .arg(url)
+            .output()
+            .expect("run signpost hint");
+        assert_eq!(
+            String::from_utf8_lossy(&hint.stdout).trim_end(),
+            header,
+            "{url}"
+        );
+    }
+}

@@ -18,6 +18,15 @@ Subcommands (each prints one line: a value or a JSON object):
                                  one wrk run; server CPU (utime+stime of PID and descendants) read
                                  from /proc before and after; one JSON line
   reload-latency ...             see run.sh (reload section)
+  callgrind --signpost BIN --hyper BIN [--servers N] [--base N] [--extra N] [--threads T]
+            [--work DIR] [--targets a,b,...]
+                                 instructions per keep-alive request, measured with valgrind's
+                                 callgrind (see cmd_callgrind); one JSON line per target, then a
+                                 markdown table on stderr. Standalone:
+                                   cargo build --release --bin signpost --example hyper_baseline
+                                   python3 tests/bench/benchlib.py callgrind \
+                                     --signpost target/release/signpost \
+                                     --hyper target/release/examples/hyper_baseline
   render RESULTS.jsonl META.json render the markdown report
 
 All times are wall-clock from time.monotonic(); CPU from /proc/<pid>/stat fields 14+15 in clock ticks.
@@ -543,10 +552,249 @@ def cmd_render(args):
               f"{r.get('wrk_cpu_s', 0) / wall:.2f} / {r.get('other_cpu_s', 0) / wall:.2f} | {r['errors']} | "
               f"{applied} |")
         w("")
+    cg = [r for r in recs if r.get("kind") == "callgrind"]
+    if cg:
+        w("## (h) instructions per request (callgrind)")
+        w("")
+        out.extend(callgrind_table(cg))
     for n in meta.get("notes", []):
         w(f"- {n}")
     print("\n".join(out))
     return 0
+
+
+# ---------------------------------------------------------------- callgrind
+
+
+def _exchange(sock, request: bytes, buf: bytearray) -> bytes:
+    """Sends one request on a keep-alive socket and returns the whole response (head + body)."""
+    sock.sendall(request)
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = bytes(buf[:end]).decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                k, _, v = line.partition(":")
+                if k.strip().lower() == "content-length":
+                    length = int(v.strip())
+            total = end + 4 + length
+            if len(buf) >= total:
+                resp = bytes(buf[:total])
+                del buf[:total]
+                return resp
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise OSError("connection closed by the server")
+        buf.extend(chunk)
+
+
+def _split_response(resp: bytes):
+    """(status, [(name, value)] without Date/Content-Length, body)."""
+    end = resp.index(b"\r\n\r\n")
+    lines = resp[:end].decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = []
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() not in ("date", "content-length"):
+            headers.append((k.strip(), v.strip()))
+    return status, headers, resp[end + 4 :]
+
+
+def _normalized(resp: bytes) -> tuple:
+    status, headers, body = _split_response(resp)
+    return status, sorted((k.lower(), v) for k, v in headers), body
+
+
+def _spawn_ready(cmd, ready: bytes, log_path, env=None, timeout=300.0):
+    """Starts cmd and waits for a line containing `ready` on its stdout or stderr (both go to
+    log_path): no HTTP polling, so no request but the measured ones reaches the server."""
+    log = open(log_path, "wb")
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_pdeathsig)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if p.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited ({p.returncode}): {open(log_path, 'rb').read()[-2000:]!r}")
+        with open(log_path, "rb") as f:
+            text = f.read()
+        if ready in text:
+            return p, text
+        time.sleep(0.05)
+    p.kill()
+    raise RuntimeError(f"no {ready!r} from {cmd} within {timeout}s")
+
+
+def _callgrind_totals(path: str) -> int:
+    total = None
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                total = int(line.split()[1])
+    if total is None:
+        raise RuntimeError(f"no totals in {path}")
+    return total
+
+
+def cmd_callgrind(args):
+    """Instructions per keep-alive request, the way issue 15 measured them: each target is started
+    under `valgrind --tool=callgrind` twice, served BASE and then BASE+EXTRA sequential requests on
+    one keep-alive connection (readiness is read from its log, so nothing else reaches it), and
+    stopped with SIGTERM; (Ir(BASE+EXTRA) - Ir(BASE)) / EXTRA cancels start-up, the connection and
+    shutdown. Every signpost target has a bare-hyper twin (tests/bench/hyper_baseline.rs) that is
+    sent the same request bytes and answers the same bytes (status, headers but Date, body), once
+    with signpost's connection settings (`--timer`) and, for the PRM and the plain challenge, once
+    without. Both use TOKIO_WORKER_THREADS=THREADS workers (default 2)."""
+    o = opts(args)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sp_bin, hy_bin = o["signpost"], o["hyper"]
+    n_servers = int(o.get("servers", "1000"))
+    base, extra = int(o.get("base", "1000")), int(o.get("extra", "10000"))
+    threads = o.get("threads", "2")
+    work = o.get("work") or __import__("tempfile").mkdtemp(prefix="signpost-callgrind.")
+    os.makedirs(work, exist_ok=True)
+    want = set(o["targets"].split(",")) if "targets" in o else None
+    env = dict(os.environ, TOKIO_WORKER_THREADS=threads, SIGNPOST_LOG="info", NO_COLOR="1")
+    p_pub, p_adm, p_hy = (int(x) for x in _ports(3))
+    cfg = os.path.join(work, "callgrind.json")
+    subprocess.run([sys.executable, os.path.join(here, "gen_config.py"), str(n_servers),
+                    f"http://127.0.0.1:{p_pub}", cfg], check=True)
+    mid = f"s{n_servers // 2}"
+    host = f"Host: 127.0.0.1:{p_pub}\r\n"
+
+    def req(path, *headers):
+        return (f"GET {path} HTTP/1.1\r\n{host}" + "".join(h + "\r\n" for h in headers) + "\r\n").encode()
+
+    # (name, listener, request bytes, plain-hyper twin too)
+    cases = [
+        ("PRM", "public", req(f"/.well-known/oauth-protected-resource/mcp/{mid}/mcp"), True),
+        ("/challenge?resource= (no token)", "admin", req(f"/challenge?resource=/mcp/{mid}/mcp"), True),
+        ("/challenge/<path>, gateway 401 (no token)", "admin",
+         req(f"/challenge/mcp/{mid}/mcp", "X-Gateway-Status: 401",
+             'X-Gateway-WWW-Authenticate: Bearer realm="gateway"'), False),
+        ("/challenge/<path>, gateway 403 insufficient_scope (step-up)", "admin",
+         req(f"/challenge/mcp/{mid}/mcp", "X-Gateway-Status: 403",
+             'X-Gateway-WWW-Authenticate: Bearer realm="gateway", error="insufficient_scope", scope="admin:org"'), False),
+    ]
+    # No config polling: each poll hashes the whole config file, and the longer run would count
+    # more polls than the shorter one.
+    sp_cmd = [sp_bin, "serve", "--config", cfg, "--listen", f"127.0.0.1:{p_pub}",
+              "--admin-listen", f"127.0.0.1:{p_adm}", "--poll-interval", "0s"]
+    # The answers, from a signpost outside valgrind.
+    p, _ = _spawn_ready(sp_cmd, b"signpost listening", os.path.join(work, "capture.log"), env=env)
+    answers = {}
+    try:
+        for name, lst, request, _ in cases:
+            with socket.create_connection(("127.0.0.1", p_pub if lst == "public" else p_adm)) as s:
+                answers[name] = _exchange(s, request, bytearray())
+    finally:
+        p.terminate()
+        p.wait()
+
+    def measure(label, cmd, ready, port, request, n):
+        slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
+        out = os.path.join(work, f"callgrind.{slug}.{n}.out")
+        vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--"] + cmd
+        proc, _ = _spawn_ready(vg, ready, out + ".log", env=env)
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                buf = bytearray()
+                last = None
+                for _ in range(n):
+                    last = _exchange(s, request, buf)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return _callgrind_totals(out), last
+
+    rows = []
+    for name, lst, request, plain_twin in cases:
+        answer = answers[name]
+        status, headers, body = _split_response(answer)
+        body_f = os.path.join(work, f"body.{len(rows)}")
+        open(body_f, "wb").write(body)
+        hy_base = [hy_bin, body_f, f"127.0.0.1:{p_hy}", "--threads", threads, "--status", str(status),
+                   "--no-default-headers"]
+        for k, v in headers:
+            hy_base += ["--header", f"{k}: {v}"]
+        targets = [("signpost", sp_cmd, b"signpost listening", p_pub if lst == "public" else p_adm),
+                   ("hyper+timer", hy_base + ["--timer"], b"listening on", p_hy)]
+        if plain_twin:
+            targets.append(("hyper", hy_base, b"listening on", p_hy))
+        rec = {"kind": "callgrind", "case": name, "request_bytes": len(request), "response_bytes": len(answer),
+               "base": base, "extra": extra, "threads": int(threads), "servers": n_servers}
+        for tname, cmd, ready, port in targets:
+            if want is not None and tname not in want and name not in want:
+                continue
+            try:
+                lo, a1 = measure(f"{name}/{tname}", cmd, ready, port, request, base)
+                hi, a2 = measure(f"{name}/{tname}", cmd, ready, port, request, base + extra)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                rec[tname] = {"error": str(e)[:500]}
+                continue
+            same = _normalized(a1) == _normalized(answer) == _normalized(a2)
+            rec[tname] = {"ir_base": lo, "ir_total": hi, "ir_per_request": round((hi - lo) / extra),
+                          "same_answer": same}
+            print(f"[callgrind] {name} / {tname}: {(hi - lo) / extra:,.0f} Ir/request"
+                  + ("" if same else " (ANSWER DIFFERS from signpost's)"), file=sys.stderr)
+        sp, ht = rec.get("signpost", {}), rec.get("hyper+timer", {})
+        if "ir_per_request" in sp and "ir_per_request" in ht:
+            rec["ratio_vs_hyper_timer"] = round(sp["ir_per_request"] / ht["ir_per_request"], 3)
+        rows.append(rec)
+        print(json.dumps(rec), flush=True)
+    print("\n".join(callgrind_table(rows)), file=sys.stderr)
+    return 0 if all("error" not in r.get(t, {}) for r in rows for t in ("signpost", "hyper+timer")) else 1
+
+
+def _ports(n: int):
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+# Targets of issue 15: PRM <= 1.05x and /challenge <= 1.25x of hyper with the same settings.
+CALLGRIND_TARGETS = {"PRM": 1.05}
+CALLGRIND_CHALLENGE_TARGET = 1.25
+
+
+def callgrind_table(rows) -> list:
+    out = []
+    w = out.append
+    if not rows:
+        return out
+    r0 = rows[0]
+    w(f"Instructions per keep-alive request (callgrind; (Ir of {r0['base'] + r0['extra']:,} requests - Ir of "
+      f"{r0['base']:,}) / {r0['extra']:,}; one connection, sequential requests; {r0['threads']} tokio workers; "
+      f"{r0['servers']:,} servers). *hyper+timer* is bare hyper with signpost's connection settings, "
+      "answering the same bytes to the same request bytes; *hyper* the same without the timer settings.")
+    w("")
+    w("| request | request / response bytes | signpost | hyper+timer | hyper | signpost / hyper+timer | target |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        def cell(t):
+            x = r.get(t)
+            if x is None:
+                return "–"
+            if "error" in x:
+                return "failed"
+            return fmt_int(x["ir_per_request"]) + ("" if x.get("same_answer", True) else " (differs)")
+        target = CALLGRIND_TARGETS.get(r["case"], CALLGRIND_CHALLENGE_TARGET if "challenge" in r["case"] else None)
+        ratio = r.get("ratio_vs_hyper_timer")
+        verdict = "–" if ratio is None or target is None else (f"≤ {target} " + ("met" if ratio <= target else "**missed**"))
+        w(f"| {r['case']} | {r['request_bytes']} / {r['response_bytes']} | {cell('signpost')} | {cell('hyper+timer')} | "
+          f"{cell('hyper')} | {'–' if ratio is None else f'{ratio:.2f}×'} | {verdict} |")
+    w("")
+    return out
 
 
 def main(argv):
@@ -555,14 +803,7 @@ def main(argv):
         return 2
     cmd, args = argv[1], argv[2:]
     if cmd == "ports":
-        socks = []
-        for _ in range(int(args[0])):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        print(" ".join(str(s.getsockname()[1]) for s in socks))
-        for s in socks:
-            s.close()
+        print(" ".join(str(p) for p in _ports(int(args[0]))))
         return 0
     if cmd == "wait-http":
         return 0 if wait_http(args[0], float(args[1]) if len(args) > 1 else 60, interval=0.02) else 1
@@ -630,6 +871,8 @@ def main(argv):
         return cmd_reload_latency(args)
     if cmd == "render":
         return cmd_render(args)
+    if cmd == "callgrind":
+        return cmd_callgrind(args)
     print(f"benchlib: unknown subcommand {cmd}", file=sys.stderr)
     return 2
 

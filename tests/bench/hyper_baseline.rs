@@ -7,7 +7,8 @@
 //! between the two is signpost's own overhead.
 //!
 //! Usage:
-//!   hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--timer] [--header 'Name: value']...
+//!   hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--timer] [--status CODE]
+//!                  [--no-default-headers] [--header 'Name: value']...
 //!
 //! With no `--header`, the response carries the headers of a signpost PRM document:
 //! `Content-Type: application/json`, `Cache-Control: public, max-age=300`,
@@ -17,7 +18,9 @@
 //! (default: one per CPU, as `#[tokio::main]`). `--timer` gives the connection builder the
 //! settings signpost's own listener uses (a tokio timer with a 10 s header-read timeout, a
 //! 16 KiB buffer cap): the difference it makes isolates what those cost from what routing
-//! costs. `LISTEN_ADDR` may use port 0; the bound address is printed on stdout as
+//! costs. `--status` answers with another status than 200 and `--no-default-headers` sends only
+//! the `--header`s (both to mirror a `/challenge` answer in the callgrind measurement of
+//! tests/bench/benchlib.py). `LISTEN_ADDR` may use port 0; the bound address is printed on stdout as
 //! `listening on ADDR`.
 
 use std::convert::Infallible;
@@ -35,6 +38,7 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 
 struct Fixed {
+    status: hyper::StatusCode,
     body: Bytes,
     headers: HeaderMap,
 }
@@ -42,7 +46,7 @@ struct Fixed {
 fn usage(msg: &str) -> ! {
     eprintln!("hyper_baseline: {msg}");
     eprintln!(
-        "usage: hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--timer] [--header 'Name: value']..."
+        "usage: hyper_baseline BODY_FILE LISTEN_ADDR [--threads N] [--timer] [--status CODE] [--no-default-headers] [--header 'Name: value']..."
     );
     std::process::exit(2);
 }
@@ -62,6 +66,8 @@ fn main() {
     let mut positional = Vec::new();
     let mut threads: Option<usize> = None;
     let mut timer = false;
+    let mut status = hyper::StatusCode::OK;
+    let mut default_headers = true;
     let mut extra: Vec<(HeaderName, HeaderValue)> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -88,6 +94,17 @@ fn main() {
                 extra.push((name, value));
             }
             "--timer" => timer = true,
+            "--no-default-headers" => default_headers = false,
+            "--status" => {
+                let v = args
+                    .next()
+                    .unwrap_or_else(|| usage("--status needs a value"));
+                status = v
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|c| hyper::StatusCode::from_u16(c).ok())
+                    .unwrap_or_else(|| usage("--status: not an HTTP status"));
+            }
             "-h" | "--help" => usage("help"),
             _ if a.starts_with("--") => usage(&format!("unknown option {a}")),
             _ => positional.push(a),
@@ -103,6 +120,28 @@ fn main() {
         .unwrap_or_else(|_| usage("LISTEN_ADDR: expected IP:PORT"));
 
     let mut headers = HeaderMap::new();
+    if default_headers {
+        default(&mut headers, &body);
+    }
+    for (n, v) in extra {
+        headers.insert(n, v);
+    }
+    let fixed = Arc::new(Fixed {
+        status,
+        body: Bytes::from(body),
+        headers,
+    });
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.build().expect("tokio runtime");
+    rt.block_on(serve(addr, fixed, timer));
+}
+
+/// The headers of a signpost PRM document.
+fn default(headers: &mut HeaderMap, body: &[u8]) {
     headers.insert(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -113,28 +152,13 @@ fn main() {
     );
     headers.insert(
         hyper::header::ETAG,
-        HeaderValue::from_str(&format!("\"{:016x}\"", fnv64(&body)))
+        HeaderValue::from_str(&format!("\"{:016x}\"", fnv64(body)))
             .expect("hex is a valid header value"),
     );
     headers.insert(
         hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    for (n, v) in extra {
-        headers.insert(n, v);
-    }
-    let fixed = Arc::new(Fixed {
-        body: Bytes::from(body),
-        headers,
-    });
-
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = threads {
-        rt.worker_threads(n.max(1));
-    }
-    let rt = rt.build().expect("tokio runtime");
-    rt.block_on(serve(addr, fixed, timer));
 }
 
 async fn serve(addr: SocketAddr, fixed: Arc<Fixed>, timer: bool) {
@@ -178,6 +202,7 @@ async fn serve(addr: SocketAddr, fixed: Arc<Fixed>, timer: bool) {
                 let fixed = fixed.clone();
                 async move {
                     let mut resp = Response::new(Full::new(fixed.body.clone()));
+                    *resp.status_mut() = fixed.status;
                     *resp.headers_mut() = fixed.headers.clone();
                     Ok::<_, Infallible>(resp)
                 }

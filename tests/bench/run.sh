@@ -19,7 +19,11 @@
 #       reload latency and peak RSS at each scale of (d)
 #   (g) signpost under load at the largest scale, then with the config replaced mid-run
 #   (h) exhaustion: silent connections + drip readers, time for a fresh client's PRM
-#   Instructions per request (callgrind): tests/bench/instructions.py --bin SIGNPOST_BIN
+#   (i) instructions per keep-alive request under valgrind's callgrind (deterministic, unlike
+#       (a-c)): signpost's PRM, /challenge without a token (query and proxy-header forms) and the
+#       step-up, each against bare hyper answering the same bytes with signpost's connection
+#       settings (and without them, for the PRM and the plain challenge); benchlib.py callgrind
+#       (also runnable alone, see its usage) does the work
 #
 # Needs: Linux (/proc), bash 5, cargo; wrk, nginx, curl and python3 (stdlib only) are installed
 # with apt-get when missing (as root, or through sudo; a temporary policy-rc.d keeps the nginx
@@ -45,6 +49,9 @@
 #   BENCH_BIG_LOAD [1]   0 skips (g): load at the largest scale, then a reload mid-run
 #   BENCH_EXHAUST [1]    0 skips (h): silent connections + drip readers, a fresh client's wait
 #                        (BENCH_EXHAUST_SILENT [10000], BENCH_EXHAUST_DRIP [200])
+#   BENCH_CALLGRIND [1]  0 skips (i)               BENCH_CALLGRIND_BASE [1000]  requests of the
+#   BENCH_CALLGRIND_EXTRA [10000] short run and the extra ones of the long run (Ir per request =
+#                        the difference / EXTRA)   BENCH_CALLGRIND_THREADS [2] tokio workers
 #   BENCH_LONG=1         duration 15, rounds 5, start-up runs 10, reload runs 10, reload load 30 s
 #   BENCH_SKIP_BUILD=1   use existing binaries      BENCH_KEEP=1  keep the temp dir (logs, configs)
 #   SIGNPOST_BIN, HYPER_BASELINE_BIN   binaries to use (default: cargo's target/release)
@@ -165,6 +172,9 @@ command -v wrk >/dev/null || need_apt+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3)
+if [[ ${BENCH_CALLGRIND:-1} == 1 && ${BENCH_NO_SIGNPOST:-0} != 1 ]]; then
+  command -v valgrind >/dev/null || need_apt+=(valgrind)
+fi
 if (( ${#need_apt[@]} )); then
   SUDO=
   if [[ $EUID -ne 0 ]]; then command -v sudo >/dev/null || die "need ${need_apt[*]}: install them or run as root"; SUDO=sudo; fi
@@ -623,6 +633,22 @@ if [[ $NO_SIGNPOST != 1 && ${BENCH_EXHAUST:-1} == 1 ]]; then
   else
     fail "exhaustion scenario failed"
   fi
+fi
+
+# ------------------------------------------------------------------ (i) callgrind
+# Instructions are counted, not timed: the figures hold on a busy machine and repeat within ~1 %.
+if [[ $NO_SIGNPOST != 1 && ${BENCH_CALLGRIND:-1} == 1 ]]; then
+  log "callgrind: instructions per keep-alive request (several minutes under valgrind)"
+  python3 "$LIB" callgrind --signpost "$SIGNPOST_BIN" --hyper "$HYPER_BIN" --servers "$LOAD_SERVERS" \
+    --base "${BENCH_CALLGRIND_BASE:-1000}" --extra "${BENCH_CALLGRIND_EXTRA:-10000}" \
+    --threads "${BENCH_CALLGRIND_THREADS:-2}" --work "$WORK/callgrind" >"$WORK/callgrind.jsonl" 2>"$WORK/callgrind.log" &
+  FG_PID=$!
+  rc=0
+  wait "$FG_PID" || rc=$?
+  FG_PID=
+  cat "$WORK/callgrind.jsonl" >>"$RESULTS"
+  grep '^\[callgrind\]' "$WORK/callgrind.log" >&2 || true
+  ((rc == 0)) || fail "callgrind measurement failed: $(tail -5 "$WORK/callgrind.log")"
 fi
 
 # ------------------------------------------------------------------ report
