@@ -494,6 +494,12 @@ pub struct Options {
     pub public_override: Option<u16>,
     /// Point the proxy's ADMIN address here instead of signpost's.
     pub admin_override: Option<u16>,
+    /// Another IdP script in tests/e2e (`oidc.mjs`: oidc-provider) instead of test-idp.mjs; it
+    /// gets no `--realm`, and names its introspection URL in its ready line (`"introspect"`).
+    pub idp_script: Option<&'static str>,
+    /// The signpost config from (origin, issuer), instead of [`signpost_config`]; its servers
+    /// must be `wiki` and `big` (the backend's audiences).
+    pub config: Option<fn(&str, &str) -> String>,
 }
 
 /// A running stack: IdP, backend, signpost, main proxy.
@@ -542,16 +548,25 @@ impl Stack {
                 .args(extra);
             c
         };
-        let mut idp_args = vec!["--realm".to_owned(), REALM.to_owned()];
+        let script = opts.idp_script.unwrap_or("test-idp.mjs");
+        let mut idp_args = if opts.idp_script.is_none() {
+            vec!["--realm".to_owned(), REALM.to_owned()]
+        } else {
+            Vec::new()
+        };
         idp_args.extend(opts.idp_args.iter().cloned());
-        let mut idp = Proc::spawn("idp", &mut node("test-idp.mjs", &idp_args), dir.path());
+        let mut idp = Proc::spawn("idp", &mut node(script, &idp_args), dir.path());
         let ready = idp.ready_line();
         let idp_port = ready["port"].as_u64().expect("idp port") as u16;
         let issuer = ready["issuer"].as_str().expect("issuer").to_owned();
+        let introspect = ready["introspect"].as_str().map_or_else(
+            || format!("{issuer}/protocol/openid-connect/token/introspect"),
+            str::to_owned,
+        );
 
         let mut backend_args = vec![
             "--introspect".to_owned(),
-            format!("{issuer}/protocol/openid-connect/token/introspect"),
+            introspect,
             "--stream-delay".to_owned(),
             STREAM_DELAY.as_millis().to_string(),
         ];
@@ -569,7 +584,8 @@ impl Stack {
         let backend_port = backend.ready_line()["port"].as_u64().expect("backend port") as u16;
 
         let config = dir.path().join("signpost.json");
-        fs::write(&config, signpost_config(&origin, &issuer)).expect("write signpost config");
+        let render = opts.config.unwrap_or(signpost_config);
+        fs::write(&config, render(&origin, &issuer)).expect("write signpost config");
         let mut signpost = Proc::spawn(
             "signpost",
             Command::new(env!("CARGO_BIN_EXE_signpost")).args([

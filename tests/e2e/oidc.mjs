@@ -7,6 +7,9 @@
 //   GET  /<path>/auth                               authorization endpoint, approving at once
 //   POST /<path>/token                              token endpoint
 //   GET  /<path>/jwks                               the key the access tokens are signed with
+//   POST /_test/introspect                          RFC 7662 introspection without client auth, for
+//                                                   the test MCP backend (mcp-backend.mjs --introspect):
+//                                                   checks the JWT's signature and expiry itself
 //
 // Settings that matter to MCP clients:
 // - PKCE (S256) is required of every client;
@@ -19,11 +22,12 @@
 //   grants every requested scope in its check, so /auth answers with the redirect to the client
 //   directly (no cookies, no pages).
 //
-// Usage: node oidc.mjs [--port N] [--path oidc]. Prints one line `{"port":N,"issuer":"..."}` on
+// Usage: node oidc.mjs [--port N] [--path oidc]. Prints one line
+// `{"port":N,"issuer":"...","introspect":"..."}` on
 // stdout once listening (port 0 = any free port), then logs each request to stderr. Stops on
-// SIGTERM or when stdin closes (so a test that dies cannot leave it running).
+// SIGTERM or SIGINT.
 import http from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, createPublicKey, verify } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import Provider, { interactionPolicy } from 'oidc-provider';
 
@@ -74,6 +78,13 @@ const autoApprove = new Prompt(
   }),
 );
 
+// `consent` must exist for clients that send prompt=consent (the Python SDK does, with
+// offline_access); it never asks. A requestable prompt gets a check that asks whenever the client
+// requested it: removed from both, so a requested prompt is answered by the auto-approval above.
+const consent = new Prompt({ name: 'consent', requestable: true });
+consent.checks.remove('consent_prompt');
+autoApprove.checks.remove('login_prompt');
+
 async function findAccount(_ctx, sub) {
   return { accountId: sub, claims: async () => ({ sub }) };
 }
@@ -84,7 +95,7 @@ const provider = new Provider(issuer, {
   findAccount,
   scopes: ['openid', 'offline_access', RESOURCE_SCOPE],
   claims: { openid: ['sub'] },
-  interactions: { policy: [autoApprove], url: (_ctx, i) => `${mount}/interaction/${i.uid}` },
+  interactions: { policy: [autoApprove, consent], url: (_ctx, i) => `${mount}/interaction/${i.uid}` },
   pkce: { required: () => true },
   clientBasedCORS: () => true,
   features: {
@@ -111,9 +122,29 @@ const provider = new Provider(issuer, {
 });
 provider.on('server_error', (_ctx, err) => console.error(`oidc-provider server_error: ${err.stack}`));
 
+// Introspection for the backend: a JWT access token signed by our key and not expired is active.
+const publicKey = createPublicKey(privateKey);
+function introspect(token) {
+  const [head, payload, sig] = String(token).split('.');
+  if (!head || !payload || !sig) return { active: false };
+  const ok = verify('sha256', Buffer.from(`${head}.${payload}`), publicKey, Buffer.from(sig, 'base64url'));
+  if (!ok) return { active: false };
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  if (claims.iss !== issuer || !(claims.exp > Date.now() / 1000)) return { active: false };
+  return { active: true, ...claims };
+}
+
 const callback = provider.callback();
-server.on('request', (req, res) => {
+server.on('request', async (req, res) => {
   console.error(`${req.method} ${req.url}`);
+  if (req.method === 'POST' && req.url === '/_test/introspect') {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const token = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('token');
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(introspect(token)));
+    return;
+  }
   if (req.url === mount || req.url.startsWith(`${mount}/`) || req.url.startsWith(`${mount}?`)) {
     // Mounted under the issuer's path: oidc-provider reads the mount from originalUrl.
     req.originalUrl = req.url;
@@ -125,8 +156,7 @@ server.on('request', (req, res) => {
   res.end(JSON.stringify({ error: 'not_found' }));
 });
 
-console.log(JSON.stringify({ port, issuer }));
-const stop = () => server.close(() => process.exit(0));
+console.log(JSON.stringify({ port, issuer, introspect: `http://127.0.0.1:${port}/_test/introspect` }));
+const stop = () => process.exit(0);
 process.on('SIGTERM', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+process.on('SIGINT', stop);
