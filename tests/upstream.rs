@@ -6,6 +6,10 @@
 
 mod common;
 
+/// The invariants every rendered registry keeps (shared with the fuzz targets).
+#[path = "fuzz/check.rs"]
+mod check;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -1754,4 +1758,131 @@ async fn client_id_metadata_documents_are_advertised_for_facades_and_gateways_wi
     assert!(
         codes(&judge_usage(doc, &d.notes, &usage(Use::Facade, &any))).contains(&"no_registration")
     );
+}
+
+// === Hostile relayed documents, generated ===
+
+mod relayed {
+    //! Whatever an upstream document holds, a facade serves only what the config check would
+    //! accept: generated documents mixing valid, hostile and ill-typed values for every relayed
+    //! key, rendered through the real registry and checked with the fuzz targets' invariants.
+
+    use super::*;
+    use proptest::prelude::*;
+    use signpost::registry::{Registry, Source};
+    use signpost::upstream::{Documents, Relay};
+
+    const ISSUER: &str = "https://sso.example.com/realms/eng";
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(json!("https://sso.example.com/realms/eng/auth")),
+            Just(json!("http://127.0.0.1:8080/token")),
+            Just(json!("http://metadata.internal/token")),
+            Just(json!("javascript:alert(1)")),
+            Just(json!("https://user:pw@sso.example.com/x")),
+            Just(json!("https://sso.example.com/x#frag")),
+            Just(json!("https://sso.example.com/a b")),
+            Just(json!("")),
+            Just(json!("none")),
+            Just(json!("two words")),
+            Just(json!(null)),
+            Just(json!(true)),
+            Just(json!("yes")),
+            Just(json!(42)),
+            Just(json!({})),
+            "[ -~]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop::collection::vec(inner, 0..4).prop_map(Value::Array)
+        })
+    }
+
+    fn document() -> impl Strategy<Value = Map<String, Value>> {
+        const KEYS: [&str; 9] = [
+            "authorization_endpoint",
+            "token_endpoint",
+            "registration_endpoint",
+            "revocation_endpoint",
+            "token_endpoint_auth_methods_supported",
+            "scopes_supported",
+            "client_id_metadata_document_supported",
+            "code_challenge_methods_supported",
+            "authorization_response_iss_parameter_supported",
+        ];
+        prop::collection::vec((prop::sample::select(&KEYS[..]), value()), 0..12).prop_map(|kv| {
+            let mut m = Map::new();
+            m.insert("issuer".into(), json!(ISSUER));
+            for (k, v) in kv {
+                m.insert(k.to_owned(), v);
+            }
+            m
+        })
+    }
+
+    fn is_relayable_url(v: &Value) -> bool {
+        let Some(s) = v.as_str() else { return false };
+        let Ok(u) = url::Url::parse(s) else {
+            return false;
+        };
+        (u.scheme() == "https" || (u.scheme() == "http" && signpost::fetch::is_loopback(&u)))
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.fragment().is_none()
+            && !s.contains(' ')
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_facade_relays_only_values_the_config_check_accepts(doc in document()) {
+            let mut clean = doc.clone();
+            let dropped = signpost::upstream::discover::sanitize(&mut clean);
+            // Idempotent: what is left passes again untouched.
+            let mut again = clean.clone();
+            prop_assert!(signpost::upstream::discover::sanitize(&mut again).is_empty());
+            prop_assert_eq!(&again, &clean);
+            let config = signpost::config::parse(
+                &format!(r#"{{ "public_url": "https://gw.example.com", "servers": {{
+                    "eng": {{ "mode": "facade", "issuer": "{ISSUER}", "discover": true }} }} }}"#),
+                "f.json",
+            )
+            .unwrap();
+            let source = Source {
+                path: "f.json".into(),
+                generation: 1,
+                content_sha256: String::new(),
+                loaded_at: std::time::UNIX_EPOCH,
+            };
+            let mut docs = Documents::new();
+            docs.insert(ISSUER.to_owned(), Relay { document: Some(Arc::new(clean)), failure: None, dropped });
+            let registry = Registry::build(config, source).with_upstreams(&docs);
+            check::check_registry(&registry);
+            let site = &registry.sites[0];
+            let served = site.find(ENG_AS).expect("the facade's document");
+            let body: Value = serde_json::from_slice(&served.body()).unwrap();
+            if served.status == 200 {
+                for key in ["authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint"] {
+                    if let Some(v) = body.get(key) {
+                        prop_assert!(is_relayable_url(v), "{} = {} served", key, v);
+                    }
+                }
+                for key in ["token_endpoint_auth_methods_supported", "scopes_supported"] {
+                    if let Some(v) = body.get(key) {
+                        let list = v.as_array().expect("a list");
+                        prop_assert!(!list.is_empty());
+                        prop_assert!(list.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty())), "{} = {}", key, v);
+                    }
+                }
+                if let Some(v) = body.get("client_id_metadata_document_supported") {
+                    prop_assert!(v.is_boolean(), "{}", v);
+                }
+            } else {
+                prop_assert_eq!(served.status, 503);
+                let why = body["error_description"].as_str().unwrap_or("");
+                prop_assert!(why.starts_with("rejected: "), "{}", why);
+            }
+        }
+    }
 }
