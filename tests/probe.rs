@@ -1805,3 +1805,64 @@ async fn signpost_behind_nginx_passes_every_family() {
     assert_no_credentials(&idp.all_requests());
     assert_no_credentials(&gateway.requests.lock().unwrap());
 }
+
+// === scopes and Entra (issue 13 findings the probe mirrors) ===
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_scope_anywhere_is_a_warning() {
+    let mut prm = good_prm();
+    prm.as_object_mut().unwrap().remove("scopes_supported");
+    let v = case(
+        Knobs {
+            challenge: vec![r#"Bearer resource_metadata="{hint}""#.to_owned()],
+            prm,
+            ..Knobs::default()
+        },
+        &[],
+        &[],
+        ("prm.scopes", "warn"),
+    )
+    .await;
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "prm.scopes")
+        .unwrap();
+    assert!(
+        c["summary"].as_str().unwrap().contains("access_denied"),
+        "{c}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_access_in_the_challenge_is_a_warning() {
+    case(
+        Knobs {
+            challenge: vec![
+                r#"Bearer resource_metadata="{hint}", scope="mcp:tools offline_access""#.to_owned(),
+            ],
+            ..Knobs::default()
+        },
+        &[],
+        &[],
+        ("prm.scopes", "warn"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entra_authorization_server_is_told_the_resource_rule() {
+    let mut as_doc = good_as();
+    as_doc["cloud_instance_name"] = json!("microsoftonline.com");
+    case(
+        Knobs {
+            as_oauth: Some(as_doc),
+            ..Knobs::default()
+        },
+        &[],
+        &[],
+        ("as.entra_resource", "warn"),
+    )
+    .await;
+}

@@ -181,6 +181,12 @@ pub fn fix_for(check: &str) -> &'static str {
         "cors.token" => {
             "Enable CORS on the IdP's token endpoint (Access-Control-Allow-Origin on its answers and preflights); only the IdP can fix it, a facade does not."
         }
+        "prm.scopes" => {
+            "Give the server the scopes it needs (signpost's `scopes`), without offline_access: they go into the challenge and the PRM."
+        }
+        "as.entra_resource" => {
+            "Set the Entra app registration's Application ID URI to the MCP URL (clients send it as RFC 8707 resource; Entra answers AADSTS9010010 otherwise)."
+        }
         "challenge.invalid_token" => {
             "Make the gateway answer a request with an invalid or expired token with 401 (and `error=\"invalid_token\"`), as for no token: any other status keeps clients from logging in again."
         }
@@ -1816,6 +1822,61 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
         ),
     }
 
+    // Which scopes clients will request (the challenge's, else the PRM's).
+    let prm_scopes: Vec<String> = primary
+        .as_ref()
+        .and_then(|(_, r)| json_object(r))
+        .and_then(|d| {
+            d.get("scopes_supported")?.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let challenge_scopes: Vec<String> = scope
+        .map(|(v, _)| {
+            v.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let requested = if challenge_scopes.is_empty() {
+        &prm_scopes
+    } else {
+        &challenge_scopes
+    };
+    if primary.is_none() {
+        b.add(
+            "prm.scopes",
+            Status::Skip,
+            "no metadata document",
+            Vec::new(),
+        );
+    } else if requested.is_empty() {
+        b.add(
+            "prm.scopes",
+            Status::Warn,
+            "no scope in the challenge or the PRM: TypeScript clients request no scope at all (strict IdPs such as oidc-provider answer access_denied); Python requests every scope of the AS metadata",
+            Vec::new(),
+        );
+    } else if requested.iter().any(|s| s == "offline_access") {
+        b.add(
+            "prm.scopes",
+            Status::Warn,
+            "offline_access is advertised, which MCP servers SHOULD NOT do (2025-11-25): every login asks for it",
+            Vec::new(),
+        );
+    } else {
+        b.add(
+            "prm.scopes",
+            Status::Pass,
+            format!("clients request {}", requested.join(" ")),
+            Vec::new(),
+        );
+    }
+
     // 3. Authorization-server metadata.
     let issuer = first_issuer.as_deref().and_then(|i| Url::parse(i).ok());
     let as_ids = [
@@ -1829,6 +1890,7 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
         "as.pkce_s256",
         "as.registration",
         "as.rfc9207",
+        "as.entra_resource",
         "as.private_host",
     ];
     let mut used: Option<(Url, &Resp)> = None;
@@ -2076,6 +2138,7 @@ fn as_checks(
             "as.pkce_s256",
             "as.registration",
             "as.rfc9207",
+            "as.entra_resource",
             "as.private_host",
         ] {
             b.add(id, Status::Skip, "not a JSON object", Vec::new());
@@ -2203,6 +2266,17 @@ fn as_checks(
             "RFC 9207 `iss` not advertised (clients still check `iss` when the response carries it)".to_owned()
         } else {
             format!("the authorization endpoint {} is outside the issuer {issuer_raw} (a facade?): if that server sends RFC 9207 `iss` on its redirect, TS v2, Python and rmcp reject the login", auth_ep.map_or_else(String::new, |a| a.to_string()))
+        },
+        Vec::new(),
+    );
+    let entra = crate::upstream::discover::is_entra(&doc);
+    b.add(
+        "as.entra_resource",
+        if entra { Status::Warn } else { Status::Pass },
+        if entra {
+            "Entra ID: it rejects the RFC 8707 resource (the MCP URL) with AADSTS9010010 unless the app registration's Application ID URI is that URL".to_owned()
+        } else {
+            "not Entra ID".to_owned()
         },
         Vec::new(),
     );
