@@ -200,7 +200,7 @@ async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String, refr
             tracing::warn!(issuer = %issuer, retry_in = ?backoff, "upstream metadata fetch failed: {}", f.message);
         }
         if state.upstreams.record(&issuer, d) {
-            tracing::info!(issuer = %issuer, "upstream metadata fetched; rebuilding documents");
+            tracing::info!(issuer = %issuer, "upstream metadata (or why there is none) changed; rebuilding documents");
             state.refresh_upstreams();
         }
         let wait = if ok {
