@@ -102,6 +102,8 @@ struct Knobs {
     as_allow_origin: bool,
     /// CORS preflights of the IdP's registration and token endpoints pass.
     idp_cors: bool,
+    /// The token endpoint's answers carry Access-Control-Allow-Origin.
+    token_allow_origin: bool,
     /// What the MCP endpoint answers a POST carrying an `Authorization` header (`None`: as without).
     bearer_status: Option<u16>,
     /// The MCP endpoint's preflight allows the 2026-07-28 headers (mcp-method, …) too.
@@ -164,6 +166,7 @@ impl Default for Knobs {
             doc_preflight: true,
             as_allow_origin: true,
             idp_cors: true,
+            token_allow_origin: true,
             bearer_status: None,
             mcp_preflight_2026: true,
         }
@@ -323,6 +326,9 @@ fn serve_main(k: &Knobs, req: &Req, c: &Ctx) -> Resp {
         if let Some(doc) = &k.as_oidc {
             return cors(Resp::new(200), k.as_allow_origin).json(&subst(doc, c));
         }
+    }
+    if path.ends_with("/token") {
+        return not_found(k.doc_allow_origin && k.token_allow_origin);
     }
     not_found(k.doc_allow_origin)
 }
@@ -712,6 +718,33 @@ async fn an_idp_without_cors_on_registration_and_token_fails_the_browser() {
         ("cors.registration", "fail"),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_endpoint_without_any_cors_fails_the_browser() {
+    // The token request needs no preflight when its answers carry Allow-Origin: only both gone
+    // stop the browser.
+    let v = case(
+        Knobs {
+            idp_cors: false,
+            token_allow_origin: false,
+            ..Knobs::default()
+        },
+        &[],
+        &[("browser", "cors.registration")],
+        ("cors.token", "fail"),
+    )
+    .await;
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cors.token")
+        .unwrap();
+    assert!(
+        c["summary"].as_str().unwrap().contains("only the IdP"),
+        "{c}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
