@@ -1,11 +1,14 @@
 //! The admin listener's routes (DESIGN.md §5), for the gateway's proxy and for operators:
 //!
-//! * `/challenge?resource=<URL or path>[&error=…][&scope=…]`, any method (nginx keeps the client's
-//!   method on an internal redirect); the resource may come in `X-Original-URI` instead — 401 (or
-//!   403 for `insufficient_scope`) with the `WWW-Authenticate` value the proxy relays.
+//! * `/challenge?resource=<URL or path>[&error=…][&scope=…]` or `/challenge/<request path>`, any
+//!   method (nginx keeps the client's method on an internal redirect); the resource may come in
+//!   `X-Original-URI` instead, what the gateway answered in `X-Gateway-Status` and
+//!   `X-Gateway-WWW-Authenticate` — the complete answer the proxy relays: 401 with the hint, 403
+//!   step-up for `insufficient_scope`, 403 without a challenge for any other refusal.
 //! * `GET /healthz` — alive. `GET /readyz` — 200 while a valid config is served, 503 once shutdown
 //!   has begun. `GET /status` — the served config and the last reload. `GET /metrics` — Prometheus.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -14,9 +17,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::challenge::{AuthError, challenge};
+use crate::challenge::{AuthError, GatewayStatus, Outcome, challenge, www_authenticate};
 use crate::metrics::Kind;
-use crate::public::{self, ANY_ORIGIN};
+use crate::public;
 use crate::registry::Registry;
 use crate::state::AppState;
 use crate::upstream::discover::judge_for;
@@ -31,6 +34,7 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     match (req.uri().path(), read_only) {
         ("/challenge", _) => challenge_response(state, req),
+        (p, _) if p.starts_with("/challenge/") => challenge_response(state, req),
         ("/healthz", true) => public::json(StatusCode::OK, r#"{"status":"alive"}"#),
         ("/readyz", true) if state.is_draining() => {
             public::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
@@ -54,52 +58,85 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
     }
 }
 
+/// The proxy's copy of the gateway's status (`401`, `403`).
+const X_GATEWAY_STATUS: &str = "x-gateway-status";
+/// The proxy's copy of the gateway's own `WWW-Authenticate` (several lines joined with `, `).
+const X_GATEWAY_WWW_AUTHENTICATE: &str = "x-gateway-www-authenticate";
+
 fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
+    let headers = req.headers();
+    // `/challenge/<path>`: the resource is the path; the query is the client's, ignored.
+    let suffix = req
+        .uri()
+        .path()
+        .strip_prefix("/challenge")
+        .filter(|s| !s.is_empty());
     let mut resource = None;
     let mut error = None;
     let mut scope = None;
-    for (key, value) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
-        match &*key {
-            "resource" => resource = Some(value.into_owned()),
-            "error" => error = Some(value.into_owned()),
-            "scope" => scope = Some(value.into_owned()),
-            _ => {}
+    if suffix.is_none() {
+        for (key, value) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        {
+            let slot = match &*key {
+                "resource" => &mut resource,
+                "error" => &mut error,
+                "scope" => &mut scope,
+                _ => continue,
+            };
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value);
+            }
         }
     }
-    let resource = resource.or_else(|| {
-        req.headers()
+    let resource = resource.or(suffix.map(Cow::Borrowed)).or_else(|| {
+        headers
             .get("x-original-uri")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+            .map(Cow::Borrowed)
     });
-    let auth_error = match error.as_deref().map(AuthError::parse) {
+    let status = GatewayStatus::parse(headers.get(X_GATEWAY_STATUS).map(HeaderValue::as_bytes));
+    let (header_error, header_scope) = if error.is_none() || scope.is_none() {
+        www_authenticate::bearer_error_and_scope(
+            headers
+                .get_all(X_GATEWAY_WWW_AUTHENTICATE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+    } else {
+        (None, None)
+    };
+    let error: Option<&[u8]> = error
+        .as_deref()
+        .map(str::as_bytes)
+        .or(header_error.as_deref());
+    let scope: Option<&[u8]> = scope
+        .as_deref()
+        .map(str::as_bytes)
+        .or(header_scope.as_deref());
+    let auth_error = match error.map(AuthError::parse) {
         None => AuthError::NoToken,
         Some(Some(e)) => e,
         Some(None) => {
-            tracing::warn!(error = ?error, "ignoring unknown error value in /challenge; use invalid_token or insufficient_scope");
+            crate::challenge::log_unknown_error(error.unwrap_or_default());
             AuthError::NoToken
         }
     };
-    let host = req.headers().get(header::HOST).map(HeaderValue::as_bytes);
+    let outcome = Outcome::decide(status, auth_error);
+    let host = headers.get(header::HOST).map(HeaderValue::as_bytes);
     let registry = state.registry();
-    let c = challenge(
-        &registry,
-        resource.as_deref(),
-        host,
-        auth_error,
-        scope.as_deref(),
-    );
+    let c = challenge(&registry, resource.as_deref(), host, outcome, scope);
     if !c.dropped_scopes.is_empty() {
         tracing::warn!(dropped = ?c.dropped_scopes, "ignoring requested scopes that are not RFC 6749 scope tokens");
     }
     tracing::debug!(resource = ?resource, server = ?c.server, status = c.status.as_u16(), "challenge");
     let mut response = public::json(c.status, c.body);
     let h = response.headers_mut();
-    h.insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_str(&c.header).unwrap_or_else(|_| HeaderValue::from_static("Bearer")),
-    );
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    if let Some(value) = &c.header {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("Bearer")),
+        );
+    }
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
     h.insert(header::CACHE_CONTROL, NO_STORE);
     state.metrics.record(Kind::Challenge, c.status);
@@ -121,6 +158,7 @@ fn status(state: &AppState) -> String {
             "at": rfc3339(last.at),
             "error": last.error,
         },
+        "config_read": state.config_read_status(),
         "public_urls": registry.sites.iter().map(|s| s.site.base()).collect::<Vec<_>>(),
         "draining": state.is_draining(),
         "upstreams": upstreams(state, &registry),

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::challenge::{AuthError, challenge};
+use crate::challenge::{Outcome, challenge};
 use crate::cli::{CheckArgs, HintArgs, ServeArgs};
+use crate::config::read::{ConfigReader, Kind, ReadLimits};
 use crate::config::{DEMO, ModeKind, Problems};
 use crate::fetch::{Fetcher, Limits};
 use crate::registry::{Registry, prm_path};
@@ -17,18 +18,29 @@ use crate::state::{self, AppState, Settings};
 /// `EX_CONFIG` from sysexits.h: the config is invalid.
 pub const EX_CONFIG: u8 = 78;
 
-/// Reads and builds a config file into generation `generation`.
+/// Reads and builds a config file into generation `generation`, with the default read limits.
 pub fn load_file(path: &std::path::Path, generation: u64) -> Result<Registry, Problems> {
+    load_with(&ConfigReader::new(ReadLimits::default()), path, generation).map(|(r, _)| r)
+}
+
+/// Reads (a pipe too: `--config <(…)` is read once) and builds a config file with `reader`;
+/// also says what was read, so a pipe is not watched.
+pub fn load_with(
+    reader: &ConfigReader,
+    path: &std::path::Path,
+    generation: u64,
+) -> Result<(Registry, Kind), Problems> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Problems {
+    let contents = reader.read(path, true).map_err(|e| Problems {
         file: label.clone(),
         list: vec![crate::config::Problem {
             pos: None,
             path: String::new(),
-            message: format!("cannot read the config file: {e}"),
+            message: e.to_string(),
         }],
     })?;
-    state::build(&text, &label, generation)
+    let registry = state::build_bytes(&contents.bytes, &label, generation)?;
+    Ok((registry, contents.kind))
 }
 
 /// `signpost serve`.
@@ -61,11 +73,39 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             }
         },
     };
-    let loaded = match &config_path {
-        Some(path) => load_file(path, 1),
-        None => state::build(DEMO, "(demo)", 1),
+    let limits = args.read.limits();
+    let mut stop = std::pin::pin!(stop);
+    let loaded = match config_path.clone() {
+        // On a thread of its own (not the runtime's blocking pool, which exit would wait for), so
+        // a SIGTERM during a slow read still ends the process at once.
+        Some(path) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("signpost-load".into())
+                .spawn(move || {
+                    let _ = tx.send(load_with(&ConfigReader::new(limits), &path, 1));
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a thread to read the config: {e}");
+                return ExitCode::FAILURE;
+            }
+            tokio::select! {
+                loaded = rx => match loaded {
+                    Ok(loaded) => loaded,
+                    Err(_) => {
+                        tracing::error!("reading the config failed unexpectedly");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                () = &mut stop => {
+                    tracing::info!("stopped while reading the config; bye");
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+        None => state::build(DEMO, "(demo)", 1).map(|r| (r, Kind::File)),
     };
-    let registry = match loaded {
+    let (registry, kind) = match loaded {
         Ok(r) => r,
         Err(problems) => {
             for line in problems.to_string().lines() {
@@ -112,6 +152,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         shutdown_delay: args.shutdown_delay,
         max_connections: args.max_connections,
         header_read_timeout: args.header_read_timeout,
+        config_read: limits,
     };
     let state = AppState::with_settings(registry, settings);
     tokio::spawn(crate::upstream::run(
@@ -122,7 +163,19 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         poll_interval: args.poll_interval,
         watch_events: true,
     };
-    let reloading = config_path.map(|p| crate::reload::spawn(p, state.clone(), options));
+    let reloading = match (config_path, kind) {
+        (Some(p), Kind::File) => Some(crate::reload::spawn(p, state.clone(), options)),
+        (Some(p), Kind::Pipe) => {
+            let why = format!(
+                "{} is a pipe, read once at start-up; restart to change the config, or use a regular file to have it reloaded",
+                p.display()
+            );
+            tracing::info!("reloads off: {why}");
+            state.set_reloads_off(why);
+            None
+        }
+        (None, _) => None,
+    };
     let sighup = sighup.map(|s| s.forward_to(reloading.as_ref().map(|r| r.handle())));
     run(public, admin, state, stop).await;
     if let Some(task) = sighup {
@@ -176,8 +229,8 @@ async fn changed(mut rx: watch::Receiver<bool>) {
 
 /// `signpost check`.
 pub fn check(args: CheckArgs) -> ExitCode {
-    let registry = match load_file(&args.config, 1) {
-        Ok(r) => r,
+    let registry = match load_with(&ConfigReader::new(args.read.limits()), &args.config, 1) {
+        Ok((r, _)) => r,
         Err(problems) => {
             eprintln!("{problems}");
             eprintln!(
@@ -198,6 +251,9 @@ pub fn check(args: CheckArgs) -> ExitCode {
             "{}{pos}: warning: {}: {}",
             registry.source.path, w.path, w.message
         );
+    }
+    for line in long_hints(&registry) {
+        eprintln!("{}: warning: {line}", registry.source.path);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = print_routes(&mut out, &registry).and_then(|()| out.flush());
@@ -287,6 +343,34 @@ async fn check_online(registry: &Registry) -> ExitCode {
     }
 }
 
+/// One warning per server whose `WWW-Authenticate` hint is longer than proxies' default header
+/// buffers hold: behind nginx's 4 KiB `proxy_buffer_size` such an answer silently becomes the
+/// proxy's fallback challenge.
+fn long_hints(registry: &Registry) -> Vec<String> {
+    let mut out = Vec::new();
+    for server in &registry.config.servers {
+        let longest = registry
+            .sites
+            .iter()
+            .flat_map(|routes| {
+                server.paths.iter().map(|path| {
+                    let full = routes.site.full_path(path);
+                    crate::challenge::hint(&routes.site, server, &full).len()
+                })
+            })
+            .max()
+            .unwrap_or(0);
+        if longest > crate::config::MAX_HINT_BYTES {
+            out.push(format!(
+                "servers.{}: its hint is {longest} bytes, over the {} bytes of a proxy's default header buffer (nginx proxy_buffer_size), so behind one clients get the fallback challenge; list fewer scopes, or raise the proxy's buffer (proxy_buffer_size 16k)",
+                server.name,
+                crate::config::MAX_HINT_BYTES
+            ));
+        }
+    }
+    out
+}
+
 fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()> {
     let config = &registry.config;
     writeln!(
@@ -333,21 +417,15 @@ fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()
 
 /// `signpost hint`.
 pub fn hint(args: HintArgs) -> ExitCode {
-    let registry = match load_file(&args.config, 1) {
-        Ok(r) => r,
+    let registry = match load_with(&ConfigReader::new(args.read.limits()), &args.config, 1) {
+        Ok((r, _)) => r,
         Err(problems) => {
             eprintln!("{problems}");
             return ExitCode::from(EX_CONFIG);
         }
     };
-    let c = challenge(
-        &registry,
-        Some(&args.resource),
-        None,
-        AuthError::NoToken,
-        None,
-    );
-    println!("{}", c.header);
+    let c = challenge(&registry, Some(&args.resource), None, Outcome::Hint, None);
+    println!("{}", c.header.unwrap_or_default());
     std::mem::forget(registry); // exiting: see `check`
     match c.server {
         Some(_) => ExitCode::SUCCESS,

@@ -37,6 +37,8 @@ pub enum Command {
     /// Walk a deployed MCP endpoint's OAuth discovery as each client family does; exit 0 when
     /// every family passes, 1 otherwise, 2 when the endpoint cannot be reached.
     Probe(ProbeArgs),
+    /// Write a signpost config (stdout) from a gateway's own config; warnings on stderr.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +46,8 @@ pub struct ServeArgs {
     /// The JSON config file (watched and reloaded when it changes) [env: SIGNPOST_CONFIG=]
     #[arg(long, conflicts_with = "demo")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Serve the built-in demo config (DESIGN.md §3's example on http://localhost:8080).
     #[arg(long)]
     pub demo: bool,
@@ -73,11 +77,41 @@ pub struct ServeArgs {
     pub poll_interval: Duration,
 }
 
+/// How the config file is read (every command that reads one).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ReadArgs {
+    /// The largest config file accepted (e.g. `64MiB`, `200MB`); a larger one is refused unread.
+    #[arg(long, env = "SIGNPOST_MAX_CONFIG_SIZE", default_value = "64MiB", value_parser = crate::config::read::parse_size)]
+    pub max_config_size: u64,
+    /// How long reading the config file may take (a hung network mount, a pipe nobody writes to).
+    #[arg(long, env = "SIGNPOST_CONFIG_READ_TIMEOUT", default_value = "10s", value_parser = parse_read_timeout)]
+    pub config_read_timeout: Duration,
+}
+
+impl ReadArgs {
+    pub fn limits(&self) -> crate::config::read::ReadLimits {
+        crate::config::read::ReadLimits {
+            max_size: self.max_config_size,
+            timeout: self.config_read_timeout,
+        }
+    }
+}
+
+fn parse_read_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > Duration::from_secs(3600) {
+        return Err("must be more than 0 and at most 1h".into());
+    }
+    Ok(d)
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The JSON config file.
     #[arg(long, env = "SIGNPOST_CONFIG")]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Also fetch every delegate and facade upstream's metadata once and report what breaks which
     /// clients; exit 1 on any error finding.
     #[arg(long)]
@@ -89,6 +123,8 @@ pub struct HintArgs {
     /// The JSON config file.
     #[arg(long, env = "SIGNPOST_CONFIG")]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// An MCP endpoint URL (`https://gw.example.com/mcp/x/mcp`) or path (`/mcp/x/mcp`).
     pub resource: String,
 }
@@ -112,4 +148,30 @@ pub struct ProbeArgs {
     /// Overall time budget for all requests (each is also limited to 3 s connect, 10 s total).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub from: ImportFrom,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// From a LiteLLM proxy config (its `mcp_servers`): exit 0, 78 when the file cannot be read as
+    /// one, 1 when some server could not be mapped.
+    Litellm(LitellmImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LitellmImportArgs {
+    /// LiteLLM's config file (the one passed to `litellm --config`).
+    pub config: PathBuf,
+    /// The gateway's public URL, as MCP clients are configured with it (`https://gw.example.com`).
+    #[arg(long, value_name = "URL")]
+    pub public_url: String,
+    /// Find each upstream's issuer as a client does (unauthenticated POST to its `url`, the 401's
+    /// hint, its protected-resource metadata, the issuer's own metadata); no credential is sent.
+    #[arg(long)]
+    pub online: bool,
 }

@@ -17,6 +17,7 @@
 //! * `fetch` — the bounded outbound HTTP client; `upstream` — discovery of each upstream IdP's
 //!   metadata, its findings and its refresh; `probe` — `signpost probe`, the deployment
 //!   diagnosis that walks discovery as each client family does.
+//! * `import` — `signpost import litellm`: a signpost config from a LiteLLM proxy config.
 //! * `metrics` — the counters behind `/metrics`.
 //!
 //! # Paths
@@ -36,6 +37,7 @@ pub mod challenge;
 pub mod cli;
 pub mod config;
 pub mod fetch;
+pub mod import;
 pub mod metrics;
 pub mod probe;
 pub mod public;

@@ -29,6 +29,9 @@ fn main() -> ExitCode {
         },
         Command::Check(args) => signpost::app::check(args),
         Command::Hint(args) => signpost::app::hint(args),
+        Command::Import(args) => match args.from {
+            signpost::cli::ImportFrom::Litellm(args) => signpost::import::litellm(args),
+        },
         Command::Probe(args) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(signpost::probe::run(args)),
             Err(e) => {

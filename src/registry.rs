@@ -270,7 +270,7 @@ impl Registry {
     /// else on the first site). The query and one trailing `/` are ignored.
     pub fn resolve(&self, resource: &str, host: Option<&[u8]>) -> Option<Resolved<'_>> {
         let fallback = || self.site_for_host(host).or_else(|| self.sites.first());
-        let (site, path) = if resource.starts_with("http://") || resource.starts_with("https://") {
+        let (site, path) = if is_http_url(resource) {
             match Url::parse(resource) {
                 Ok(url) => match self
                     .origins
@@ -300,6 +300,14 @@ impl Registry {
     pub fn first_site(&self) -> Option<&SiteRoutes> {
         self.sites.first()
     }
+}
+
+/// `http://…` or `https://…`, the scheme in any case (RFC 3986 §3.1; the URL parser lower-cases
+/// scheme and host, the path keeps its case).
+fn is_http_url(resource: &str) -> bool {
+    let b = resource.as_bytes();
+    let starts = |p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
+    starts(b"http://") || starts(b"https://")
 }
 
 /// The well-known PRM path of a resource at `full_path` (RFC 9728 §3.1).
@@ -377,6 +385,18 @@ fn render_prm<'a>(server: &'a Server, resource: &'a str, issuer: &'a str) -> Prm
         resource_documentation: server.resource_documentation.as_deref(),
     }
 }
+
+/// Every key [`render_as`] takes from an upstream document: a fetched document that differs from
+/// the last one only elsewhere (a timestamp, a nonce) renders nothing anew.
+pub const RELAYED_FIELDS: &[&str] = &[
+    "authorization_endpoint",
+    "token_endpoint",
+    "registration_endpoint",
+    "token_endpoint_auth_methods_supported",
+    "revocation_endpoint",
+    "client_id_metadata_document_supported",
+    "scopes_supported",
+];
 
 /// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
 /// A facade takes what its config leaves out from the upstream's document (whose values already

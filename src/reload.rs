@@ -47,6 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::config::read::{ConfigReader, ReadError};
 use crate::config::{Problem, Problems};
 use crate::registry::hex;
 use crate::state::{self, AppState};
@@ -164,15 +165,26 @@ pub fn decide(now: &Seen, before: Option<&Seen>, served: &Served<'_>, forced: bo
 }
 
 /// Reads the config path once: its resolved target and the hash of its bytes (returned too, so
-/// what is loaded is exactly what was hashed).
+/// what is loaded is exactly what was hashed). Default read limits; see [`look_with`].
 pub fn look(path: &Path) -> (Seen, Option<Vec<u8>>) {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-            let sha256 = hex(&Sha256::digest(&bytes));
-            (Seen::File { target, sha256 }, Some(bytes))
+    look_with(&ConfigReader::default(), path)
+}
+
+/// The same through `reader`: only a regular file (or a symlink to one) is read, no larger than
+/// its size limit and within its deadline, so a FIFO or a hung mount at the path never blocks.
+pub fn look_with(reader: &ConfigReader, path: &Path) -> (Seen, Option<Vec<u8>>) {
+    match reader.read(path, false) {
+        Ok(contents) => {
+            let sha256 = hex(&Sha256::digest(&contents.bytes));
+            (
+                Seen::File {
+                    target: contents.target,
+                    sha256,
+                },
+                Some(contents.bytes),
+            )
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Seen::Missing, None),
+        Err(ReadError::Missing) => (Seen::Missing, None),
         Err(e) => (
             Seen::Unreadable {
                 error: e.to_string(),
@@ -440,7 +452,9 @@ impl SigHup {
                             return;
                         }
                     }
-                    None => tracing::info!("SIGHUP received; nothing to reload (--demo)"),
+                    None => tracing::info!(
+                        "SIGHUP received; nothing to reload (--demo, or a config read from a pipe)"
+                    ),
                 }
             }
         })
@@ -493,7 +507,7 @@ impl Reloader {
     }
 
     fn check(&mut self, trigger: Trigger) -> Outcome {
-        let (seen, bytes) = look(&self.path);
+        let (seen, bytes) = look_with(&self.state.config_reader, &self.path);
         let (served_sha256, generation) = {
             let registry = self.state.registry();
             (
@@ -555,10 +569,7 @@ impl Reloader {
                     unreachable!("decide returns Load only for File")
                 };
                 let bytes = bytes.expect("a file that was seen was read");
-                let built = match String::from_utf8(bytes) {
-                    Ok(text) => state::build(&text, &self.label, generation + 1),
-                    Err(e) => Err(unreadable(&self.label, &e.to_string())),
-                };
+                let built = state::build_bytes(&bytes, &self.label, generation + 1);
                 match built {
                     Ok(registry) => {
                         for w in &registry.config.warnings {
@@ -607,7 +618,7 @@ fn unreadable(label: &str, error: &str) -> Problems {
         list: vec![Problem {
             pos: None,
             path: String::new(),
-            message: format!("cannot read the config file: {error}"),
+            message: error.to_owned(),
         }],
     }
 }

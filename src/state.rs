@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
+use crate::config::read::ConfigReader;
 use crate::config::{self, Problems};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, Source, hex};
@@ -31,6 +32,8 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// How large a config file may be and how long reading it may take (reloads).
+    pub config_read: crate::config::read::ReadLimits,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             shutdown_delay: Duration::ZERO,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            config_read: crate::config::read::ReadLimits::default(),
         }
     }
 }
@@ -68,6 +72,10 @@ pub struct AppState {
     writer: Mutex<()>,
     /// Bumped after every install, so the upstream tasks learn about a new config.
     installs: tokio::sync::watch::Sender<u64>,
+    /// Reads the config file for reloads; `/status` shows a read that has not returned.
+    pub config_reader: Arc<ConfigReader>,
+    /// Why reloads are off (the config came from a pipe), if they are.
+    reloads_off: Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -86,6 +94,8 @@ impl AppState {
             upstreams: Upstreams::default(),
             writer: Mutex::new(()),
             installs: tokio::sync::watch::Sender::new(0),
+            config_reader: Arc::default(),
+            reloads_off: Mutex::new(None),
         };
         state.note_success(&state.registry.load());
         Arc::new(state)
@@ -95,6 +105,7 @@ impl AppState {
     pub fn with_settings(registry: Registry, settings: Settings) -> Arc<AppState> {
         let mut state = Arc::into_inner(AppState::new(registry)).expect("just created");
         state.settings = settings;
+        state.config_reader = Arc::new(ConfigReader::new(settings.config_read));
         Arc::new(state)
     }
 
@@ -166,6 +177,33 @@ impl AppState {
             .store(secs, Ordering::Relaxed);
     }
 
+    /// Records that the config is never reloaded, and why (`/status` says so; it is no failure).
+    pub fn set_reloads_off(&self, why: impl Into<String>) {
+        *self.reloads_off.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.into());
+    }
+
+    /// Why reloads are off, if they are.
+    pub fn reloads_off(&self) -> Option<String> {
+        self.reloads_off
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// What `/status` says about reading the config: whether reloads happen at all, and a read
+    /// that has not returned (a hung filesystem), with when it started.
+    pub fn config_read_status(&self) -> serde_json::Value {
+        let stuck = self.config_reader.stuck_since();
+        serde_json::json!({
+            "reloads": match self.reloads_off() {
+                Some(why) => format!("off: {why}"),
+                None => "on".to_owned(),
+            },
+            "read_pending_since": stuck.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            "read_pending_seconds": stuck.and_then(|t| t.elapsed().ok()).map(|d| d.as_secs()),
+        })
+    }
+
     /// Marks the process as shutting down: `/readyz` answers 503 from now on.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
@@ -188,13 +226,18 @@ fn retire(old: Arc<Registry>) {
 
 /// Parses, validates and renders a config text into a snapshot. `label` names the file in problems.
 pub fn build(text: &str, label: &str, generation: u64) -> Result<Registry, Problems> {
+    build_bytes(text.as_bytes(), label, generation)
+}
+
+/// The same from the file's bytes: anything but UTF-8 is refused with the fix.
+pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registry, Problems> {
     let started = std::time::Instant::now();
-    let config = config::parse(text, label)?;
+    let config = config::parse_bytes(bytes, label)?;
     let parsed = started.elapsed();
     let source = Source {
         path: label.to_owned(),
         generation,
-        content_sha256: hex(&Sha256::digest(text.as_bytes())),
+        content_sha256: hex(&Sha256::digest(bytes)),
         loaded_at: SystemTime::now(),
     };
     let registry = Registry::build(config, source);

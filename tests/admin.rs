@@ -360,3 +360,429 @@ async fn readyz_turns_503_once_shutdown_begins() {
     assert_eq!(r.status, 200);
     assert_eq!(get(s.admin, "/healthz").await.status, 200);
 }
+
+// === What the gateway said (X-Gateway-Status, X-Gateway-WWW-Authenticate), DESIGN.md §5 ===
+
+const HINT_GITHUB: &str = r#"Bearer resource_metadata="https://gw.example.com/.well-known/oauth-protected-resource/mcp/github/mcp", scope="repo read:org""#;
+
+/// Every answer of `/challenge` is complete by itself: the headers a proxy relays, a JSON body
+/// with an `error`, and a challenge exactly when one is due.
+fn complete(r: &common::Response, challenge: bool) {
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("WWW-Authenticate")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.json()["error"].is_string());
+    assert!(r.json()["error_description"].is_string());
+    let n = r.header_all("www-authenticate").len();
+    assert_eq!(n, usize::from(challenge), "WWW-Authenticate lines");
+}
+
+#[tokio::test]
+async fn the_gateways_status_and_challenge_decide_the_answer() {
+    let s = TestServer::start(CONFIG).await;
+    let step_up = r#"Bearer resource_metadata="https://gw.example.com/.well-known/oauth-protected-resource/mcp/github/mcp", scope="repo read:org admin:org", error="insufficient_scope""#;
+    let invalid = format!(r#"{HINT_GITHUB}, error="invalid_token""#);
+    // (status, gateway challenge lines, expected status, expected challenge, expected error)
+    type Row<'a> = (
+        Option<&'a str>,
+        &'a [&'a str],
+        u16,
+        Option<&'a str>,
+        &'a str,
+    );
+    let rows: &[Row<'_>] = &[
+        // 403 + insufficient_scope → the step-up, with the union of scopes, params in any order.
+        (
+            Some("403"),
+            &[r#"Bearer realm="gw", error="insufficient_scope", scope="admin:org repo""#],
+            403,
+            Some(step_up),
+            "insufficient_scope",
+        ),
+        (
+            Some("403"),
+            &[r#"Basic realm="x", bearer SCOPE="admin:org" ,ERROR = insufficient_scope"#],
+            403,
+            Some(step_up),
+            "insufficient_scope",
+        ),
+        // Several lines as the proxy forwards them.
+        (
+            Some("403"),
+            &[
+                r#"Basic realm="x""#,
+                r#"Bearer error="insufficient_scope", scope="admin:org""#,
+            ],
+            403,
+            Some(step_up),
+            "insufficient_scope",
+        ),
+        // Any other 403: a policy refusal, no challenge.
+        (Some("403"), &[], 403, None, "forbidden"),
+        (
+            Some("403"),
+            &[r#"Bearer error="invalid_token""#],
+            403,
+            None,
+            "forbidden",
+        ),
+        (
+            Some("403"),
+            &[r#"Basic error="insufficient_scope""#],
+            403,
+            None,
+            "forbidden",
+        ),
+        // 401 + invalid_token.
+        (
+            Some("401"),
+            &[r#"Bearer realm="gw", error="invalid_token", error_description="expired""#],
+            401,
+            Some(&invalid),
+            "invalid_token",
+        ),
+        // No status: the error alone decides.
+        (
+            None,
+            &[r#"Bearer error=invalid_token"#],
+            401,
+            Some(&invalid),
+            "invalid_token",
+        ),
+        // Everything else: the plain hint.
+        (Some("401"), &[], 401, Some(HINT_GITHUB), "unauthorized"),
+        (
+            Some("401"),
+            &[r#"Basic error="invalid_token""#],
+            401,
+            Some(HINT_GITHUB),
+            "unauthorized",
+        ),
+        (
+            Some("401"),
+            &[r#"Bearer error="insufficient_scope", scope="admin:org""#],
+            401,
+            Some(HINT_GITHUB),
+            "unauthorized",
+        ),
+        (None, &[], 401, Some(HINT_GITHUB), "unauthorized"),
+        (
+            Some("502"),
+            &[r#"Bearer error="insufficient_scope", scope="admin:org""#],
+            401,
+            Some(HINT_GITHUB),
+            "unauthorized",
+        ),
+        (
+            Some("not a status"),
+            &[r#"Bearer error="invalid_token""#],
+            401,
+            Some(HINT_GITHUB),
+            "unauthorized",
+        ),
+        (
+            Some("401"),
+            &[r#"Bearer error="invalid_token"#],
+            401,
+            Some(HINT_GITHUB),
+            "unauthorized",
+        ),
+    ];
+    for (i, (status, lines, want_status, want_challenge, want_error)) in rows.iter().enumerate() {
+        let mut headers = vec![("X-Original-URI", "/mcp/github/mcp")];
+        if let Some(st) = status {
+            headers.push(("X-Gateway-Status", st));
+        }
+        for l in *lines {
+            headers.push(("X-Gateway-WWW-Authenticate", l));
+        }
+        let r = request(
+            s.admin,
+            "POST",
+            "/challenge",
+            &[headers.as_slice(), &[("Content-Length", "0")]].concat(),
+        )
+        .await;
+        assert_eq!(r.status, *want_status, "row {i}");
+        complete(&r, want_challenge.is_some());
+        assert_eq!(r.header("www-authenticate"), *want_challenge, "row {i}");
+        assert_eq!(r.json()["error"], *want_error, "row {i}");
+    }
+}
+
+#[tokio::test]
+async fn query_parameters_win_over_the_gateways_headers() {
+    let s = TestServer::start(CONFIG).await;
+    let r = request(
+        s.admin,
+        "GET",
+        "/challenge?resource=/mcp/github/mcp&error=invalid_token",
+        &[
+            ("X-Gateway-Status", "401"),
+            (
+                "X-Gateway-WWW-Authenticate",
+                r#"Bearer error="insufficient_scope", scope="x""#,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(format!(r#"{HINT_GITHUB}, error="invalid_token""#).as_str())
+    );
+    let r = request(
+        s.admin,
+        "GET",
+        "/challenge?resource=/mcp/github/mcp&error=insufficient_scope&scope=from-query",
+        &[
+            ("X-Gateway-Status", "403"),
+            (
+                "X-Gateway-WWW-Authenticate",
+                r#"Bearer error="invalid_token", scope="from-header""#,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"scope="repo read:org from-query", error="insufficient_scope""#)
+    );
+    // A scope that is not a scope token is dropped, from the header too.
+    let r = request(
+        s.admin,
+        "GET",
+        "/challenge?resource=/mcp/github/mcp",
+        &[
+            ("X-Gateway-Status", "403"),
+            (
+                "X-Gateway-WWW-Authenticate",
+                r#"Bearer error="insufficient_scope", scope="ok \"evil\\ fine""#,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"scope="repo read:org ok fine""#),
+        "{:?}",
+        r.header("www-authenticate")
+    );
+}
+
+#[tokio::test]
+async fn the_resource_may_be_the_path_after_challenge() {
+    let s = TestServer::start(CONFIG).await;
+    for (url, want) in [
+        ("/challenge/mcp/atlassian/mcp", HINT_ATLASSIAN),
+        ("/challenge/mcp/atlassian/mcp/", HINT_ATLASSIAN),
+        // The query is the client's: ignored, whatever it says.
+        (
+            "/challenge/mcp/atlassian/mcp?resource=/mcp/github/mcp&error=insufficient_scope&scope=x",
+            HINT_ATLASSIAN,
+        ),
+        (
+            "/challenge/github/mcp",
+            r#"Bearer resource_metadata="https://gw.example.com/.well-known/oauth-protected-resource/github/mcp", scope="repo read:org""#,
+        ),
+        (
+            "/challenge/mcp/nobody/mcp",
+            r#"Bearer realm="https://gw.example.com""#,
+        ),
+        ("/challenge/", r#"Bearer realm="https://gw.example.com""#),
+    ] {
+        for method in ["GET", "POST", "DELETE"] {
+            let r = request(
+                s.admin,
+                method,
+                url,
+                &[
+                    ("Content-Length", "0"),
+                    ("X-Original-URI", "/mcp/github/mcp"),
+                ],
+            )
+            .await;
+            assert_eq!(r.status, 401, "{method} {url}");
+            complete(&r, true);
+            assert_eq!(r.header("www-authenticate"), Some(want), "{method} {url}");
+        }
+    }
+    // With the gateway's answer in the headers.
+    let r = request(
+        s.admin,
+        "GET",
+        "/challenge/mcp/github/mcp",
+        &[
+            ("X-Gateway-Status", "403"),
+            (
+                "X-Gateway-WWW-Authenticate",
+                r#"Bearer error="insufficient_scope", scope="admin:org""#,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    complete(&r, true);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .ends_with(r#"scope="repo read:org admin:org", error="insufficient_scope""#)
+    );
+    let r = request(
+        s.admin,
+        "GET",
+        "/challenge/mcp/github/mcp",
+        &[("X-Gateway-Status", "403")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    complete(&r, false);
+    // `/challengex` is not the challenge route.
+    assert_eq!(get(s.admin, "/challengex").await.status, 404);
+}
+
+#[tokio::test]
+async fn hostile_gateway_headers_still_get_a_complete_answer() {
+    let s = TestServer::start(CONFIG).await;
+    let quotes = "\"".repeat(12_000);
+    let escapes = format!("Bearer error=\"{}", "\\".repeat(12_000));
+    let many = format!(
+        "Bearer {}error=\"insufficient_scope\"",
+        "a=b, ".repeat(2_000)
+    );
+    for (status, value, want) in [
+        ("403", quotes.as_str(), 403),
+        ("401", escapes.as_str(), 401),
+        ("403", many.as_str(), 403),
+        ("401", "Bearer ,,,, = = \"\" ,=,", 401),
+    ] {
+        let r = request(
+            s.admin,
+            "GET",
+            "/challenge?resource=/mcp/github/mcp",
+            &[
+                ("X-Gateway-Status", status),
+                ("X-Gateway-WWW-Authenticate", value),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, want);
+        complete(&r, want == 401 || value == many);
+    }
+    // Non-UTF-8 and obs-text bytes, raw.
+    let mut c = common::Conn::open(s.admin).await;
+    c.send_raw(b"GET /challenge/mcp/github/mcp HTTP/1.1\r\nHost: gw.example.com\r\nX-Gateway-Status: 403\r\nX-Gateway-WWW-Authenticate: Bearer realm=\"\xff\xfe\", error=\"insufficient_scope\", scope=\"\xc3\xa9 admin:org\"\r\nX-Original-URI: /\xff\r\n\r\n").await;
+    let r = c.read_response(false).await.expect("an answer");
+    assert_eq!(r.status, 403);
+    complete(&r, true);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .ends_with(r#"scope="repo read:org admin:org", error="insufficient_scope""#)
+    );
+    // The connection is still usable.
+    let r = c.request("GET", "/challenge/mcp/github/mcp", &[]).await;
+    assert_eq!(r.header("www-authenticate"), Some(HINT_GITHUB));
+}
+
+#[tokio::test]
+async fn a_url_resource_matches_scheme_and_host_case_insensitively_but_not_the_path() {
+    let s = TestServer::start(CONFIG).await;
+    for url in [
+        "/challenge?resource=HTTPS://GW.EXAMPLE.COM/mcp/atlassian/mcp",
+        "/challenge?resource=Https://Gw.Example.Com:443/mcp/atlassian/mcp/",
+    ] {
+        let r = get(s.admin, url).await;
+        assert_eq!(r.header("www-authenticate"), Some(HINT_ATLASSIAN), "{url}");
+    }
+    let r = get(
+        s.admin,
+        "/challenge?resource=HTTPS://GW.EXAMPLE.COM/MCP/atlassian/mcp",
+    )
+    .await;
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="https://gw.example.com""#)
+    );
+}
+
+#[tokio::test]
+async fn unknown_error_values_are_logged_truncated_escaped_and_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signpost.json");
+    std::fs::write(&path, CONFIG).unwrap();
+    let bin = common::Binary::serve(&path, &[]).await;
+    let long = format!("%22%01{}", "x".repeat(8_000));
+    let mut c = common::Conn::open(bin.admin).await;
+    for i in 0..50 {
+        let r = if i % 2 == 0 {
+            c.request(
+                "GET",
+                &format!("/challenge?resource=/mcp/github/mcp&error={long}"),
+                &[],
+            )
+            .await
+        } else {
+            let v = format!("Bearer error=\"{}\"", "y".repeat(8_000));
+            c.request(
+                "GET",
+                "/challenge/mcp/github/mcp",
+                &[
+                    ("X-Gateway-Status", "401"),
+                    ("X-Gateway-WWW-Authenticate", &v),
+                ],
+            )
+            .await
+        };
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), Some(HINT_GITHUB));
+    }
+    // A marker logged after them: a dropped scope (not rate-limited).
+    c.request(
+        "GET",
+        "/challenge?resource=/mcp/github/mcp&error=insufficient_scope&scope=%22",
+        &[],
+    )
+    .await;
+    let bin = std::sync::Arc::new(bin);
+    let b = bin.clone();
+    common::wait_until(
+        std::time::Duration::from_secs(5),
+        "the marker line",
+        move || {
+            let b = b.clone();
+            async move {
+                b.messages()
+                    .iter()
+                    .any(|m| m.starts_with("ignoring requested scopes"))
+            }
+        },
+    )
+    .await;
+    let lines: Vec<serde_json::Value> = bin
+        .log_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("ignoring unknown error value"))
+        })
+        .collect();
+    assert_eq!(lines.len(), 1, "one line per interval: {lines:?}");
+    let f = &lines[0]["fields"];
+    assert_eq!(f["error"], format!("\\\"\\x01{}…", "x".repeat(62)));
+    assert_eq!(f["bytes"], 8_002);
+    assert_eq!(f["suppressed"], 0);
+    for l in bin.log_lines() {
+        assert!(l.len() < 1_000, "a log line of {} bytes", l.len());
+    }
+}

@@ -216,7 +216,7 @@ fn check_invalid_config_reports_every_problem_and_exits_78() {
             "invalid-everything.json:6:39: servers.atlassian.client_secret: secrets do not belong in signpost's config (it serves only public metadata); remove this key",
             "invalid-everything.json:7:5: servers[\"bad name\"]: server names may use only A-Z a-z 0-9 . _ - (and are not \".\" or \"..\"); rename it",
             "invalid-everything.json:7:37: servers[\"bad name\"].issuer: not used in mode \"gateway\" (only delegate and facade servers take it); remove it or change the mode",
-            "invalid-everything.json:8:22: servers.docs.mode: must be one of \"delegate\", \"facade\", \"gateway\", \"none\"",
+            "invalid-everything.json:8:22: servers.docs.mode: found \"nope\", did you mean \"none\"? (must be one of \"delegate\", \"facade\", \"gateway\", \"none\")",
             "invalid-everything.json:10:5: servers.mcp: resource path /mcp/x is also produced by server \"x\"; give one of them its own \"resource_paths\"",
             "invalid-everything.json: 9 problems; nothing was served",
         ]
@@ -234,7 +234,7 @@ fn check_syntax_error_reports_only_it() {
     assert_eq!(stdout(&o), "");
     assert_eq!(
         stderr(&o),
-        "invalid-syntax.json:5:3: invalid JSON: trailing comma\ninvalid-syntax.json: 1 problem; nothing was served\n"
+        "invalid-syntax.json:5:3: invalid JSON: trailing comma; remove the trailing comma\ninvalid-syntax.json: 1 problem; nothing was served\n"
     );
 }
 
@@ -660,4 +660,248 @@ fn serve_without_config_or_demo_is_a_usage_error() {
     let o = run(signpost().args(["serve"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--config"), "{}", stderr(&o));
+}
+
+// ---------------------------------------------------------------------------------------------
+// reading the config defensively (issue 14)
+
+/// A named pipe at `path`, made by the real `mkfifo`.
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo (coreutils)");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// Runs `cmd`, killing it if it has not exited within `deadline` (then the test fails).
+fn run_within(cmd: &mut Command, deadline: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run signpost");
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("signpost did not exit within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn check_gives_up_on_a_slow_pipe_writer_within_the_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("slow.json");
+    mkfifo(&fifo);
+    // A real slow writer: one byte every 100 ms, 4 s in all, far longer than the 1 s allowed.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&fifo) {
+                for b in std::fs::read("tests/fixtures/valid.json")
+                    .unwrap_or_else(|_| b"{\"public_url\": \"https://gw.example.com\"}".to_vec())
+                    .iter()
+                    .take(40)
+                {
+                    if f.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+    };
+    let o = run_within(
+        signpost()
+            .args(["check", "--config-read-timeout", "1s", "--config"])
+            .arg(&fifo),
+        Duration::from_secs(8),
+    );
+    assert_eq!(o.status.code(), Some(EX_CONFIG), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.lines().next().is_some_and(|l| l
+            .contains("reading the config pipe did not finish within 1s (--config-read-timeout)")),
+        "{err}"
+    );
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_fifo_nobody_writes_never_wedges_check_or_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("signpost.json");
+    mkfifo(&fifo);
+    let o = run_within(
+        signpost()
+            .args(["check", "--config-read-timeout", "1s", "--config"])
+            .arg(&fifo),
+        Duration::from_secs(8),
+    );
+    assert_eq!(o.status.code(), Some(EX_CONFIG), "{}", stderr(&o));
+    // serve is stopped by SIGTERM while it waits for the pipe: it exits at once, 0.
+    let mut child = signpost()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--config-read-timeout", "60s", "--config"])
+        .arg(&fifo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start signpost");
+    // Once signpost has the FIFO open for reading (its signal handlers are in place by then), a
+    // non-blocking open for writing succeeds.
+    let start = Instant::now();
+    while {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .is_err()
+    } {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "serve never opened the FIFO"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s.code();
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("serve ignored SIGTERM while reading a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn check_reads_a_pipe_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("config.pipe");
+    mkfifo(&fifo);
+    let text = std::fs::read(fixtures().join("valid.json")).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(&text).unwrap();
+        })
+    };
+    let o = run_within(
+        signpost().args(["check", "--config"]).arg(&fifo),
+        Duration::from_secs(10),
+    );
+    writer.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok: 4 servers"), "{}", stdout(&o));
+}
+
+#[test]
+fn anything_but_a_regular_file_is_refused_with_one_line() {
+    for (path, what) in [("/dev/zero", "a character device"), (".", "a directory")] {
+        let o = run_within(
+            signpost().args(["check", "--config", path]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(o.status.code(), Some(EX_CONFIG));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 2, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "{path}: the config path is {what}, not a regular file;"
+            )),
+            "{err}"
+        );
+    }
+    // A symlink to a regular file is a regular file.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(fixtures().join("valid.json"), &link).unwrap();
+    let o = run(signpost().args(["check", "--config"]).arg(&link));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn a_huge_file_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    // 500 MiB, sparse: refused by its size, before a byte is read.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(500 << 20)
+        .unwrap();
+    let o = run_within(
+        signpost().args(["check", "--config"]).arg(&big),
+        Duration::from_secs(10),
+    );
+    assert_eq!(o.status.code(), Some(EX_CONFIG));
+    let err = stderr(&o);
+    assert!(
+        err.contains("the config file is 524288000 bytes, over the limit of 67108864 bytes")
+            && err.contains("--max-config-size"),
+        "{err}"
+    );
+    // The limit is a flag.
+    let o = run(signpost().args([
+        "check",
+        "--max-config-size",
+        "1KiB",
+        "--config",
+        "valid.json",
+    ]));
+    assert_eq!(o.status.code(), Some(EX_CONFIG));
+    assert!(
+        stderr(&o).contains("over the limit of 1024 bytes"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn check_warns_about_a_hint_longer_than_proxy_header_buffers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scopes.json");
+    let scopes: Vec<String> = (0..150)
+        .map(|i| format!("\"scope:number-{i:03}-with-a-long-name\""))
+        .collect();
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"public_url": "https://gw.example.com", "servers": {{"many": {{"mode": "delegate", "issuer": "https://idp.example.com", "scopes": [{}]}}, "few": {{"mode": "delegate", "issuer": "https://idp.example.com", "scopes": ["a"]}}}}}}"#,
+            scopes.join(", ")
+        ),
+    )
+    .unwrap();
+    let o = run(signpost().args(["check", "--config"]).arg(&path));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let warnings: Vec<String> = stderr(&o)
+        .lines()
+        .filter(|l| l.contains("proxy_buffer_size"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("warning: servers.many: its hint is"),
+        "{warnings:?}"
+    );
 }

@@ -1,4 +1,4 @@
-//! End-to-end: a real nginx running the shipped `deploy/nginx/signpost.conf` (templated for ports
+//! End-to-end: a real nginx running the shipped `deploy/nginx/signpost.conf` (templated for addresses
 //! only), the signpost binary, a Keycloak-like test IdP with a path issuer (`tests/e2e/idp.mjs`), a
 //! small MCP backend that answers 401 with its own challenge (`tests/e2e/backend.mjs`), and the real
 //! MCP TypeScript SDK client auth code (`tests/e2e/client.mjs`, SDK pinned in package-lock.json).
@@ -13,24 +13,25 @@
 //!  client.mjs ──► idp.mjs (AS metadata for `wiki`, registration, authorization, token)
 //! ```
 //!
-//! Needs nginx with the headers-more module, node and `tests/e2e/node_modules`: `.ci/install`
-//! installs them. Without them these tests fail (they never skip).
+//! The tests at the end complete the login with both real SDK clients (tests/common/e2e.rs: the
+//! login drivers, a real MCP backend, the test IdP or `oidc-provider`) through nginx + signpost:
+//! delegate servers at `oidc-provider` (with and without `"discover": true`), and a facade over an
+//! IdP without RFC 9207 `iss` (both complete) and with it (TS v1 completes, Python refuses).
+//!
+//! Needs nginx with the headers-more module, node and `tests/e2e/node_modules`, and .venv/e2e for
+//! the Python SDK: `.ci/install` installs them. Without them these tests fail (they never skip).
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// How long any one process may take to become ready. Generous: CI machines have 2 cores and
-/// several stacks start in parallel.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one run of client.mjs may take (discovery, registration, a login, a reconnect).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The IdP realm: issuer `http://127.0.0.1:<port>/realms/eng`, like Keycloak.
@@ -43,17 +44,17 @@ const FACADE_SCOPE: &str = "mcp:tools";
 /// The backend's own challenge marker: it must never reach a client.
 const BACKEND_OWN: &str = "backend-own-challenge";
 
+// Processes, raw HTTP and misbehaving listeners come from the shared harness.
+#[path = "common/e2e.rs"]
+mod harness;
+
+use harness::{
+    Behave, FakeSignpost, Proc, Response, e2e_dir, free_ports, http, repo, status_of, wait_until,
+};
+
 const INSTALL_HINT: &str = "run `.ci/install` (as root; it installs nginx, the headers-more module and tests/e2e/node_modules)";
 
 // === prerequisites ===
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn e2e_dir() -> PathBuf {
-    repo().join("tests/e2e")
-}
 
 struct Tools {
     nginx: PathBuf,
@@ -122,273 +123,6 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-// === processes ===
-
-/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped, with its output in a file.
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command, dir: &Path) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let out = fs::File::create(&log).expect("create log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("clone log file"))
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}; {INSTALL_HINT}"));
-        Proc {
-            name: name.to_owned(),
-            child,
-            log,
-        }
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the process's output if it has exited.
-    fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "{} exited early ({status}); its output:\n{}",
-                self.name,
-                self.output()
-            );
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `N` distinct ports nobody listens on right now: all bound at once (so the kernel cannot hand
-/// out the same one twice), then released for the processes that will take them.
-fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    std::array::from_fn(|i| held[i].local_addr().expect("local addr").port())
-}
-
-/// Polls `probe` until it returns true, failing with `what` (and the process output) at the deadline.
-fn wait_until(what: &str, proc: &mut Proc, mut probe: impl FnMut() -> bool) {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        proc.check_alive();
-        if probe() {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{what} not ready after {READY_TIMEOUT:?}; {} output:\n{}",
-                proc.name,
-                proc.output()
-            );
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-}
-
-// === raw HTTP (headers exactly as sent) ===
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    /// Every header line, in order, names as sent.
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn one(&self, name: &str) -> &str {
-        match self.all(name).as_slice() {
-            [v] => v,
-            other => panic!("expected exactly one {name} header, got {other:?} in {self:#?}"),
-        }
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {self:#?}"))
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; the response as it came off the wire.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<Response> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() || method == "POST" {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse_response(&raw, method == "HEAD").ok_or_else(|| {
-        std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&raw)))
-    })
-}
-
-fn parse_response(raw: &[u8], head: bool) -> Option<Response> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head_text = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut lines = head_text.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':').unwrap_or((l, ""));
-            (n.to_owned(), v.trim().to_owned())
-        })
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(n, v)| {
-        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    if chunked && !head {
-        body = dechunk(&body)?;
-    }
-    Some(Response {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(
-            std::str::from_utf8(&b[..eol])
-                .ok()?
-                .split(';')
-                .next()?
-                .trim(),
-            16,
-        )
-        .ok()?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
-}
-
-fn status_of(port: u16, path: &str) -> Option<u16> {
-    http(port, "GET", path, &[], "").ok().map(|r| r.status)
-}
-
-// === a fake admin listener: signpost answering badly ===
-
-/// What the fake challenge endpoint does with each connection.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[repr(u8)]
-enum Misbehave {
-    Status500 = 0,
-    Status404 = 1,
-    /// Accept, read, close without a byte: nginx sees an upstream reset (502).
-    Hangup = 2,
-    /// Accept and never answer: nginx's proxy_read_timeout (504).
-    Silence = 3,
-}
-
-struct FakeAdmin {
-    port: u16,
-    mode: Arc<AtomicU8>,
-    stop: Arc<AtomicBool>,
-}
-
-impl FakeAdmin {
-    fn start() -> FakeAdmin {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake admin");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
-        let mode = Arc::new(AtomicU8::new(Misbehave::Status500 as u8));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (m, st) = (mode.clone(), stop.clone());
-        thread::spawn(move || {
-            let mut held = Vec::new();
-            while !st.load(Ordering::Relaxed) {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let _ = conn.set_nonblocking(false);
-                let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = [0u8; 4096];
-                let _ = conn.read(&mut buf);
-                let reply = |status: &str| {
-                    format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops"
-                    )
-                };
-                match m.load(Ordering::Relaxed) {
-                    0 => drop(conn.write_all(reply("500 Internal Server Error").as_bytes())),
-                    1 => drop(conn.write_all(reply("404 Not Found").as_bytes())),
-                    2 => drop(conn.shutdown(Shutdown::Both)),
-                    _ => held.push(conn),
-                }
-            }
-        });
-        FakeAdmin { port, mode, stop }
-    }
-}
-
-impl Drop for FakeAdmin {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 // === the stack ===
 
 struct Ports {
@@ -408,7 +142,7 @@ struct Stack {
     signpost: Option<Proc>,
     _backend: Proc,
     _idp: Proc,
-    _fake_admin: Option<FakeAdmin>,
+    _fake_admin: Option<FakeSignpost>,
     dir: tempfile::TempDir,
 }
 
@@ -418,7 +152,7 @@ impl Stack {
     }
 
     /// `fake_admin`: point nginx's challenge upstream at this listener instead of signpost's admin.
-    fn start_with(fake_admin: Option<FakeAdmin>) -> Stack {
+    fn start_with(fake_admin: Option<FakeSignpost>) -> Stack {
         let tools = tools();
         let dir = tempfile::tempdir().expect("tempdir");
         // nginx temp paths live here; readable by a non-root worker if nginx ever drops privileges.
@@ -601,8 +335,12 @@ impl Stack {
     fn logs(&self) -> String {
         let mut s = String::new();
         for name in ["nginx", "signpost", "idp", "backend"] {
-            let text =
-                fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+            let text = ["out", "log"]
+                .map(|ext| {
+                    fs::read_to_string(self.dir.path().join(format!("{name}.{ext}")))
+                        .unwrap_or_default()
+                })
+                .concat();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
             s.push_str(&format!("--- {name} (last lines) ---\n"));
             for l in tail.iter().rev() {
@@ -633,16 +371,23 @@ fn signpost_config(ports: &Ports, issuer: &str) -> String {
     .expect("config json")
 }
 
-/// The shipped config with its port placeholders filled in (and nothing else changed), included
+/// The shipped config with its address placeholders filled in (and nothing else changed), included
 /// from a minimal main config that keeps every path inside the temp dir.
 fn write_nginx_conf(dir: &Path, tools: &Tools, ports: &Ports, challenge_port: u16) -> PathBuf {
     let shipped = fs::read_to_string(repo().join("deploy/nginx/signpost.conf"))
         .expect("read deploy/nginx/signpost.conf");
     let templated = shipped
-        .replace("__NGINX_PORT__", &ports.nginx.to_string())
-        .replace("__GATEWAY_PORT__", &ports.backend.to_string())
-        .replace("__SIGNPOST_PORT__", &ports.signpost.to_string())
-        .replace("__SIGNPOST_ADMIN_PORT__", &challenge_port.to_string());
+        .replace("__LISTEN_ADDR__", &format!("127.0.0.1:{}", ports.nginx))
+        .replace("__GATEWAY_ADDR__", &format!("127.0.0.1:{}", ports.backend))
+        .replace(
+            "__SIGNPOST_ADDR__",
+            &format!("127.0.0.1:{}", ports.signpost),
+        )
+        .replace(
+            "__SIGNPOST_ADMIN_ADDR__",
+            &format!("127.0.0.1:{challenge_port}"),
+        )
+        .replace("__RESCUE_5XX__", "0");
     assert!(
         !templated.contains("__"),
         "an unknown placeholder is left in deploy/nginx/signpost.conf"
@@ -1017,13 +762,11 @@ fn assert_plain_fallback(stack: &Stack, why: &str) {
         assert_eq!(r.one("Access-Control-Allow-Origin"), "*");
         assert_eq!(r.json()["error"], "unauthorized");
     }
+    // DESIGN §8 (issue 11): the plain challenge keeps the gateway's status, also for a step-up.
     let r = stack.request("POST", &path, &[("Authorization", "Bearer scoped")], init);
     assert_eq!(r.status, 403, "{why}: a 403 must stay 403: {r:#?}");
     let www = r.one("WWW-Authenticate");
-    assert!(
-        www.contains(r#"error="insufficient_scope""#) && www.contains("admin:write"),
-        "{why}: {www}"
-    );
+    assert!(www.starts_with(r#"Bearer realm="mcp""#), "{why}: {www}");
 }
 
 #[test]
@@ -1035,14 +778,14 @@ fn gateway_401_stays_401_when_signpost_is_down() {
 
 #[test]
 fn gateway_401_stays_401_whatever_the_challenge_endpoint_answers() {
-    let fake = FakeAdmin::start();
+    let fake = FakeSignpost::start(Behave::Status500);
     let mode = fake.mode.clone();
     let stack = Stack::start_with(Some(fake));
     for m in [
-        Misbehave::Status500,
-        Misbehave::Status404,
-        Misbehave::Hangup,
-        Misbehave::Silence,
+        Behave::Status500,
+        Behave::Status404,
+        Behave::Hangup,
+        Behave::Silence,
     ] {
         mode.store(m as u8, Ordering::Relaxed);
         assert_plain_fallback(&stack, &format!("challenge endpoint misbehaving: {m:?}"));
@@ -1118,4 +861,88 @@ fn preflights_and_discovery_documents_pass_through_without_auth() {
     );
     assert_eq!(r.status, 404);
     assert!(r.json().get("error").is_some(), "{}", r.body);
+}
+
+// === completed logins with the real SDK clients (tests/common/e2e.rs) ===
+
+use harness::{Idp, Options, Sdk, Stack as LoginStack};
+
+/// Both SDK clients log in at `urls` of one stack; the reports in the order (url, sdk).
+fn logins_at(urls: &[String]) -> Vec<(Sdk, String, Value)> {
+    let runs: Vec<(Sdk, String, Vec<&'static str>)> = urls
+        .iter()
+        .flat_map(|u| Sdk::ALL.map(|sdk| (sdk, u.clone(), vec![])))
+        .collect();
+    let reports = harness::run_logins(&runs);
+    runs.into_iter()
+        .zip(reports)
+        .map(|((sdk, url, _), r)| (sdk, url, r))
+        .collect()
+}
+
+#[test]
+fn both_sdks_complete_the_login_at_oidc_provider_for_delegate_servers() {
+    let stack = LoginStack::start_with(
+        harness::Proxy::Nginx,
+        Options {
+            idp: Idp::Oidc,
+            ..Options::default()
+        },
+    );
+    let urls = [harness::SERVER, harness::DISCOVERED].map(|s| stack.url(s, harness::SHAPES[0]));
+    for (sdk, url, report) in logins_at(&urls) {
+        harness::assert_login(&stack, &report, &url);
+        // oidc-provider always sends RFC 9207 iss; for a delegate server it is the issuer itself.
+        assert_eq!(
+            report["authorizations"][0]["iss"], stack.issuer,
+            "{sdk:?} {url}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn both_sdks_complete_a_facade_login_when_the_idp_sends_no_iss() {
+    let stack = LoginStack::start(harness::Proxy::Nginx);
+    let url = stack.url(harness::FACADE, harness::SHAPES[0]);
+    let (issuer, as_url) = stack.facade_issuer();
+    for (sdk, url, report) in logins_at(&[url]) {
+        harness::assert_login_at(&stack, &report, &url, &issuer, &as_url);
+        assert!(
+            report["authorizations"][0]["iss"].is_null(),
+            "{sdk:?}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn a_facade_over_an_idp_that_sends_iss_fails_python_and_passes_ts_v1() {
+    let stack = LoginStack::start_with(
+        harness::Proxy::Nginx,
+        Options {
+            idp_args: vec!["--iss".to_owned()],
+            ..Options::default()
+        },
+    );
+    let url = stack.url(harness::FACADE, harness::SHAPES[0]);
+    let (issuer, as_url) = stack.facade_issuer();
+    for (sdk, url, report) in logins_at(&[url]) {
+        assert_eq!(
+            report["authorizations"][0]["iss"], stack.issuer,
+            "{sdk:?}: {report:#}"
+        );
+        match sdk {
+            // TS v1's API never sees `iss` (CLIENTS.md): it completes.
+            Sdk::Ts => harness::assert_login_at(&stack, &report, &url, &issuer, &as_url),
+            // Python checks it against the facade's issuer and stops before the token request.
+            Sdk::Python => {
+                assert_eq!(report["ok"], false, "{report:#}");
+                assert_eq!(report["token_obtained"], false, "{report:#}");
+                let error = report["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                assert!(error.contains("iss"), "{report:#}");
+            }
+        }
+    }
 }

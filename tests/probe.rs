@@ -1745,13 +1745,17 @@ async fn signpost_behind_nginx_passes_every_family() {
         ]),
         dir.path(),
     );
-    // deploy/nginx/signpost.conf as shipped, ports filled in (read-only use of the file).
+    // deploy/nginx/signpost.conf as shipped, addresses filled in (read-only use of the file).
     let shipped = std::fs::read_to_string(repo().join("deploy/nginx/signpost.conf")).unwrap();
     let conf = shipped
-        .replace("__NGINX_PORT__", &nginx_port.to_string())
-        .replace("__GATEWAY_PORT__", &gateway.addr.port().to_string())
-        .replace("__SIGNPOST_PORT__", &public.to_string())
-        .replace("__SIGNPOST_ADMIN_PORT__", &admin.to_string());
+        .replace("__LISTEN_ADDR__", &format!("127.0.0.1:{nginx_port}"))
+        .replace(
+            "__GATEWAY_ADDR__",
+            &format!("127.0.0.1:{}", gateway.addr.port()),
+        )
+        .replace("__SIGNPOST_ADDR__", &format!("127.0.0.1:{public}"))
+        .replace("__SIGNPOST_ADMIN_ADDR__", &format!("127.0.0.1:{admin}"))
+        .replace("__RESCUE_5XX__", "0");
     assert!(
         !conf.contains("__"),
         "an unknown placeholder is left in deploy/nginx/signpost.conf"

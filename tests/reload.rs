@@ -708,3 +708,237 @@ async fn bench_reload_latency() {
         show(&busy)
     );
 }
+
+// === Defensive reads: FIFOs, pipes (issue 14) ===
+
+/// A named pipe at `path`, made by the real `mkfifo`.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo (coreutils)");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// Opens the FIFO for writing on a thread of its own (that blocks until a reader opens it) and
+/// writes `text`, then closes it.
+fn feed_fifo(path: &Path, text: String) -> std::thread::JoinHandle<()> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = f.write_all(text.as_bytes());
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_fifo_renamed_over_the_config_is_refused_without_blocking() {
+    let s = TestServer::start_watched(&config("gen-A")).await;
+    let fifo = s.dir.path().join("fifo");
+    mkfifo(&fifo);
+    // Nothing ever writes it: a plain read of it would block the reloader forever.
+    std::fs::rename(&fifo, &s.config_path).unwrap();
+    let outcome = tokio::time::timeout(DEADLINE, s.reload.reload())
+        .await
+        .expect("the look at a FIFO returns");
+    assert_eq!(outcome, Some(Outcome::Rejected));
+    let st = status(s.admin).await;
+    let error = st["last_reload"]["error"].as_str().expect("an error");
+    assert_eq!(error.lines().count(), 1, "one line: {error}");
+    assert!(
+        error.contains("is a pipe or FIFO") && error.contains("not a regular file"),
+        "{error}"
+    );
+    assert!(st["config_read"]["read_pending_since"].is_null(), "{st}");
+    assert_eq!(
+        served(s.public).await,
+        "gen-A",
+        "the last good config stays"
+    );
+    // A regular file again is served as usual.
+    replace(&s.config_path, &config("gen-B"));
+    wait_served(s.public, "gen-B").await;
+    s.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_config_from_a_pipe_is_read_once_and_reloads_are_off_not_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("config.pipe");
+    mkfifo(&fifo);
+    let writer = feed_fifo(&fifo, config("gen-A"));
+    let bin = Binary::serve(&fifo, &["--poll-interval", "50ms"]).await;
+    writer.join().unwrap();
+    assert_eq!(served(bin.public).await, "gen-A");
+    let st = status(bin.admin).await;
+    assert!(
+        st["config_read"]["reloads"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("off: ") && r.contains("pipe")),
+        "{st}"
+    );
+    bin.signal("HUP");
+    wait_until(DEADLINE, "the SIGHUP to be handled", || async {
+        bin.messages()
+            .iter()
+            .any(|m| m.contains("SIGHUP received; nothing to reload"))
+    })
+    .await;
+    let st = status(bin.admin).await;
+    assert_eq!(st["last_reload"]["ok"], true, "{st}");
+    let errors = r#"signpost_config_reloads_total{result="error"}"#;
+    assert_eq!(metric(bin.admin, errors).await, 0.0);
+}
+
+// === Upstream refreshes across reloads (issue 14) ===
+
+/// A loopback IdP answering every request with the current `doc` (one request per connection),
+/// counting requests.
+struct TinyIdp {
+    addr: SocketAddr,
+    doc: Arc<std::sync::Mutex<serde_json::Value>>,
+    hits: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TinyIdp {
+    async fn start(path: &str) -> TinyIdp {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let issuer = format!("http://{addr}{path}");
+        let doc = Arc::new(std::sync::Mutex::new(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "registration_endpoint": format!("{issuer}/register"),
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+        })));
+        let hits = Arc::new(AtomicU64::new(0));
+        let (d, h) = (doc.clone(), hits.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (d, h) = (d.clone(), h.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let body = d.lock().unwrap().to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        TinyIdp {
+            addr,
+            doc,
+            hits,
+            task,
+        }
+    }
+
+    fn issuer(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn set(&self, key: &str, value: serde_json::Value) {
+        self.doc.lock().unwrap()[key] = value;
+    }
+}
+
+impl Drop for TinyIdp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A facade discovering its endpoints from `issuer`, refreshed every `refresh`.
+fn discovering(issuer: &str, refresh: &str) -> String {
+    format!(
+        r#"{{"public_url": "https://gw.example.com", "upstream_refresh": {refresh},
+  "servers": {{"eng": {{"mode": "facade", "issuer": "{issuer}", "discover": true}}}}}}"#
+    )
+}
+
+const ENG_AS: &str = "/.well-known/oauth-authorization-server/eng";
+
+async fn fetches_ok(s: &TestServer, n: u64) {
+    wait_until(DEADLINE, &format!("{n} upstream fetches"), || async {
+        s.state.upstreams.fetches_ok.load(Ordering::SeqCst) >= n
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_upstream_document_re_renders_only_when_a_relayed_field_changes() {
+    let idp = TinyIdp::start("/realms/eng").await;
+    let s = TestServer::start_with_upstreams(
+        &discovering(&idp.issuer("/realms/eng"), "\"1h\""),
+        signpost::fetch::Limits::default(),
+    )
+    .await;
+    wait_until(DEADLINE, "the facade's metadata", || async {
+        get(s.public, ENG_AS).await.status == 200
+    })
+    .await;
+    fetches_ok(&s, 1).await;
+    // Held, so a new snapshot can never reuse its address.
+    let rendered = Arc::clone(&*s.state.registry());
+    // A nonce that changes on every fetch is not relayed: nothing is rendered anew. Two fetches,
+    // so a render the first one started would have finished before the second is recorded.
+    for (n, nonce) in [(2, "a"), (3, "b")] {
+        idp.set("nonce", serde_json::json!(nonce));
+        s.state.upstreams.refresh_now();
+        fetches_ok(&s, n).await;
+    }
+    assert!(
+        Arc::ptr_eq(&rendered, &*s.state.registry()),
+        "re-rendered for a field no document relays"
+    );
+    // A relayed field is.
+    let revoke = format!("{}/revoke", idp.issuer("/realms/eng"));
+    idp.set("revocation_endpoint", serde_json::json!(revoke));
+    s.state.upstreams.refresh_now();
+    wait_until(DEADLINE, "the new revocation_endpoint", || async {
+        get(s.public, ENG_AS).await.json()["revocation_endpoint"] == revoke.as_str()
+    })
+    .await;
+    assert!(idp.hits.load(Ordering::SeqCst) >= 4);
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_upstream_refresh_reaches_upstreams_that_stay() {
+    let idp = TinyIdp::start("/realms/eng").await;
+    let issuer = idp.issuer("/realms/eng");
+    let s = TestServer::start_with_upstreams(
+        &discovering(&issuer, "\"7d\""),
+        signpost::fetch::Limits::default(),
+    )
+    .await;
+    fetches_ok(&s, 1).await;
+    // The same upstream, refreshed every 10 s (the minimum) from now on: the next fetch comes
+    // 9-11 s after the first, not in 7 days.
+    std::fs::write(&s.config_path, discovering(&issuer, "10")).unwrap();
+    let registry = signpost::app::load_file(&s.config_path, 2).expect("valid");
+    s.state.install(registry);
+    wait_until(
+        Duration::from_secs(20),
+        "a refresh on the new interval",
+        || async { s.state.upstreams.fetches_ok.load(Ordering::SeqCst) >= 2 },
+    )
+    .await;
+}

@@ -18,6 +18,8 @@ pub struct Locations {
     values: HashMap<String, Pos>,
     /// `(path of the repeated key, position of its second occurrence)`.
     pub duplicates: Vec<(String, Pos)>,
+    /// Bytes read to count columns: at most the text's length, however long its lines are.
+    pub scanned: usize,
 }
 
 impl Locations {
@@ -130,6 +132,8 @@ fn walk(text: &str, wanted: Option<&HashSet<String>>) -> Locations {
         at: 0,
         line: 1,
         line_start: 0,
+        counted_to: 0,
+        counted: 0,
         path: String::new(),
         wanted,
         out: Locations::default(),
@@ -145,6 +149,11 @@ struct Walker<'a> {
     at: usize,
     line: usize,
     line_start: usize,
+    /// Characters of the current line counted so far: `counted` characters lie between
+    /// `line_start` and byte `counted_to`. Positions are asked for in increasing order, so each
+    /// byte is counted once and a file on one line (`jq -c`, Helm's `toJson`) stays linear.
+    counted_to: usize,
+    counted: usize,
     /// The path of the node being walked, spelled as [`child`] and [`index`] spell it.
     path: String,
     /// Record only these paths (and skip duplicate detection); `None`: record everything.
@@ -153,11 +162,25 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn pos(&self) -> Pos {
-        let column = self.text[self.line_start..self.at].chars().count() + 1;
+    fn pos(&mut self) -> Pos {
+        self.pos_at(self.at)
+    }
+
+    /// The position of byte `at` of the current line, at or after every position asked before.
+    fn pos_at(&mut self, at: usize) -> Pos {
+        if self.counted_to < self.line_start || at < self.counted_to {
+            (self.counted_to, self.counted) = (self.line_start, 0);
+        }
+        self.out.scanned += at - self.counted_to;
+        // Characters are the bytes that do not continue a UTF-8 sequence.
+        self.counted += self.bytes[self.counted_to..at]
+            .iter()
+            .filter(|b| (**b & 0xC0) != 0x80)
+            .count();
+        self.counted_to = at;
         Pos {
             line: self.line,
-            column,
+            column: self.counted + 1,
         }
     }
 
@@ -223,7 +246,7 @@ impl Walker<'_> {
                     return;
                 }
             }
-            let key_pos = self.pos();
+            let key_start = self.at;
             let raw = self.string();
             let key = if raw.contains('\\') {
                 serde_json::from_str::<String>(raw).unwrap_or_default()
@@ -234,12 +257,14 @@ impl Walker<'_> {
             self.path.truncate(0);
             self.path.push_str(&member);
             if self.wanted.is_none() {
+                let key_pos = self.pos_at(key_start);
                 if seen.insert(key) {
                     self.out.keys.entry(member).or_insert(key_pos);
                 } else {
                     self.out.duplicates.push((member, key_pos));
                 }
             } else if self.recording() {
+                let key_pos = self.pos_at(key_start);
                 self.out.keys.entry(member).or_insert(key_pos);
             }
             self.skip_ws();
@@ -340,6 +365,42 @@ mod tests {
                 line: 1,
                 column: 10
             })
+        );
+    }
+
+    /// A minified file is one line: counting each position's column from the line's start made
+    /// the lookup quadratic (20,000 servers: 2.9 s to check instead of 0.28 s indented).
+    #[test]
+    fn columns_are_counted_once_on_a_single_line_file() {
+        let servers: Vec<String> = (0..3000)
+            .map(|i| format!(r#""s{i}":{{"mode":"delegate","issuer":"https://é{i}.example"}}"#))
+            .collect();
+        let text = format!(
+            r#"{{"public_url":"https://gw","servers":{{{}}}}}"#,
+            servers.join(",")
+        );
+        let all = locate(&text);
+        assert!(
+            all.scanned <= text.len(),
+            "{} > {}",
+            all.scanned,
+            text.len()
+        );
+        let last = all.key("servers.s2999.issuer").expect("found");
+        assert_eq!(last.line, 1);
+        let byte = text.find(r#""issuer":"https://é2999"#).expect("in text");
+        assert_eq!(last.column, text[..byte].chars().count() + 1);
+        let wanted: HashSet<String> = ["servers.s2999.mode".to_owned()].into();
+        let some = locate_only(&text, &wanted);
+        assert!(
+            some.scanned <= text.len(),
+            "{} > {}",
+            some.scanned,
+            text.len()
+        );
+        assert_eq!(
+            some.key("servers.s2999.mode").map(|p| p.column),
+            all.key("servers.s2999.mode").map(|p| p.column)
         );
     }
 

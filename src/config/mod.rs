@@ -6,6 +6,8 @@
 //! path and a sentence saying how to fix it. Values of keys that look like secrets are never echoed.
 
 mod locate;
+pub mod read;
+mod syntax;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -23,6 +25,17 @@ pub const DEFAULT_RESOURCE_PATHS: [&str; 3] =
 pub const DEFAULT_CACHE_MAX_AGE: u64 = 300;
 /// The largest `cache_max_age` accepted: one year, in seconds.
 const MAX_CACHE_MAX_AGE: u64 = 31_536_000;
+/// The shortest `upstream_refresh`: more often would only load the IdP.
+const MIN_UPSTREAM_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest `upstream_refresh`, 7 days: IdPs rotate their endpoints and keys more often than
+/// that, and a longer timer only hides a typo (`"3600h"`).
+pub const MAX_UPSTREAM_REFRESH: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// The longest string accepted anywhere in the config, in bytes: URLs beyond 2 KiB break proxies
+/// and browsers, and nothing else here needs more.
+pub const MAX_STRING_BYTES: usize = 2048;
+/// A hint (`WWW-Authenticate` value) longer than this does not fit the default header buffers of
+/// common proxies (nginx's `proxy_buffer_size` is 4 KiB, response head included).
+pub const MAX_HINT_BYTES: usize = 4096;
 /// The default issuer template for facade and gateway servers.
 const DEFAULT_ISSUER_TEMPLATE: &str = "{public_url}/{server}";
 
@@ -187,6 +200,18 @@ pub struct HostedAs {
     pub client_id_metadata_document_supported: Option<bool>,
 }
 
+/// Decodes (UTF-8 only, with a fix for every other encoding), parses and validates a config
+/// file's bytes. `file` names it in problems.
+pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Config, Problems> {
+    match syntax::decode(bytes) {
+        Ok(text) => parse(text, file),
+        Err(problem) => Err(Problems {
+            file: file.to_owned(),
+            list: vec![problem],
+        }),
+    }
+}
+
 /// Parses and validates a config file's text. `file` names it in problems.
 pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
     let problems = |list| Problems {
@@ -198,14 +223,12 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
     let root: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let message = format!(
-                "invalid JSON: {}",
-                e.to_string()
-                    .rsplit_once(" at line ")
-                    .map_or(e.to_string(), |(m, _)| m.to_owned())
-            );
+            let what = e.to_string();
+            let what = what.rsplit_once(" at line ").map_or(&*what, |(m, _)| m);
+            let pos = syntax_error_pos(text, e.line(), e.column());
+            let message = format!("invalid JSON: {what}; {}", syntax::fix(text, pos, what));
             return Err(problems(vec![Problem {
-                pos: Some(syntax_error_pos(text, e.line(), e.column())),
+                pos: Some(pos),
                 path: String::new(),
                 message,
             }]));
@@ -350,6 +373,7 @@ struct RawServer {
     client_id_metadata_document_supported: Option<bool>,
 }
 
+const MODES: &[&str] = &["delegate", "facade", "gateway", "none"];
 const TOP_KEYS: &[&str] = &[
     "public_url",
     "resource_paths",
@@ -556,11 +580,11 @@ impl Validator {
                     _ => None,
                 };
                 match parsed {
-                    Some(d) if d >= std::time::Duration::from_secs(10) => d,
+                    Some(d) if (MIN_UPSTREAM_REFRESH..=MAX_UPSTREAM_REFRESH).contains(&d) => d,
                     _ => {
                         self.error(
                             "upstream_refresh",
-                            "must be a duration of at least 10 seconds: a number of seconds or a string such as \"1h\" or \"15m\"",
+                            "must be a duration from 10 seconds to 7 days: a number of seconds or a string such as \"1h\" or \"15m\"",
                         );
                         crate::upstream::DEFAULT_REFRESH
                     }
@@ -631,6 +655,42 @@ impl Validator {
         let origin = url.origin().ascii_serialization();
         let prefix = url.path().trim_end_matches('/').to_owned();
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        // What the URL parser would rewrite silently is refused or warned about, with the fix.
+        let authority = s
+            .split_once("://")
+            .map_or("", |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("");
+        let (written_host, written_port) = split_authority(authority);
+        if host.ends_with('.') {
+            let fixed = s.replacen(written_host, written_host.trim_end_matches('.'), 1);
+            self.error(
+                path,
+                format!("the host ends with a dot, which clients do not send in Host, so no request would match; write {fixed}"),
+            );
+            return None;
+        }
+        if written_host != url.host_str().unwrap_or_default() {
+            let shown = url.host_str().unwrap_or_default();
+            let why = if written_host.is_ascii() {
+                "host names are compared in lower case"
+            } else {
+                "clients send a non-ASCII host name in its ASCII (punycode) form"
+            };
+            self.warn(
+                path,
+                format!("the host is served as {shown} ({why}); write it that way"),
+            );
+        }
+        if let (Some(port), None) = (written_port, url.port()) {
+            if !port.is_empty() {
+                self.warn(
+                    path,
+                    format!("port {port} is the default for {} and is left out of every served URL; remove it", url.scheme()),
+                );
+            }
+        }
         let host_keys = match (url.port(), url.port_or_known_default()) {
             (Some(port), _) => vec![format!("{host}:{port}")],
             (None, Some(default)) => vec![host.clone(), format!("{host}:{default}")],
@@ -660,6 +720,13 @@ impl Validator {
             );
             return None;
         }
+        if s.contains('\\') {
+            self.error(
+                path,
+                "contains a backslash, which URL parsers read as '/' (so clients would use another URL); write '/' or %5C",
+            );
+            return None;
+        }
         let url = match Url::parse(s) {
             Ok(url) => url,
             Err(e) => {
@@ -670,6 +737,24 @@ impl Validator {
                 return None;
             }
         };
+        // Checked first, so no later message can echo the value.
+        if let Some((name, _)) = url.query_pairs().find(|(name, _)| is_secret_key(name)) {
+            let name: String = name.chars().take(40).collect();
+            self.error(
+                path,
+                format!(
+                    "query parameter \"{name}\" looks like a secret, and this URL is served to anyone who asks; secrets do not belong in signpost's config: remove the parameter (and rotate the secret if it was real)"
+                ),
+            );
+            return None;
+        }
+        if url.port() == Some(0) {
+            self.error(
+                path,
+                "port 0 is not a port clients can connect to; write the real port, or none for the scheme's default",
+            );
+            return None;
+        }
         if !matches!(url.scheme(), "http" | "https") {
             self.error(
                 path,
@@ -722,6 +807,16 @@ impl Validator {
 
     fn string<'v>(&mut self, path: &str, value: &'v Value) -> Option<&'v str> {
         match value.as_str() {
+            Some(s) if s.len() > MAX_STRING_BYTES => {
+                self.error(
+                    path,
+                    format!(
+                        "is {} bytes, over the limit of {MAX_STRING_BYTES} bytes for any string in the config; shorten it",
+                        s.len()
+                    ),
+                );
+                None
+            }
             Some(s) if !s.is_empty() => Some(s),
             Some(_) => {
                 self.error(path, "must not be empty (clients reject empty strings); remove the key or give it a value");
@@ -868,10 +963,22 @@ impl Validator {
                 Some("facade") => Some(ModeKind::Facade),
                 Some("gateway") => Some(ModeKind::Gateway),
                 Some("none") => Some(ModeKind::None),
-                _ => {
+                other => {
+                    let found = match other {
+                        Some(s) => {
+                            let shown: String = s.chars().take(40).collect();
+                            let near = closest(&s.to_ascii_lowercase(), MODES)
+                                .map(|m| format!(", did you mean \"{m}\"?"))
+                                .unwrap_or_default();
+                            format!("found {}{near}", Value::from(shown))
+                        }
+                        None => format!("found {}", json_type(m)),
+                    };
                     self.error(
                         &child(&path, "mode"),
-                        "must be one of \"delegate\", \"facade\", \"gateway\", \"none\"",
+                        format!(
+                            "{found} (must be one of \"delegate\", \"facade\", \"gateway\", \"none\")"
+                        ),
                     );
                     None
                 }
@@ -1322,6 +1429,29 @@ fn is_secret_key(key: &str) -> bool {
         || k.ends_with("token")
         || k.ends_with("tokens")
         || PARTS.iter().any(|p| k.contains(p))
+}
+
+/// The host and port of an authority as written (`[::1]:8080` → `[::1]`, `8080`).
+fn split_authority(authority: &str) -> (&str, Option<&str>) {
+    let host_end = if authority.starts_with('[') {
+        authority.find(']').map_or(authority.len(), |i| i + 1)
+    } else {
+        authority.rfind(':').unwrap_or(authority.len())
+    };
+    let (host, rest) = authority.split_at(host_end);
+    (host, rest.strip_prefix(':'))
+}
+
+/// What kind of JSON value `v` is, for "found a number" messages.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn is_loopback_host(host: &str) -> bool {

@@ -40,6 +40,8 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
 /// The first retry after a failed fetch; doubles up to [`MAX_BACKOFF`] (or the refresh interval).
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// No wait is ever longer than a year, whatever the interval.
+const MAX_REFRESH: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What is known about one upstream.
 #[derive(Debug, Clone, Default)]
@@ -97,7 +99,7 @@ impl Upstreams {
     }
 
     /// Records a discovery of an upstream [`run`] tracks; returns whether the accepted document
-    /// changed. One no longer tracked is ignored: an aborted task can still finish the fetch it
+    /// changed in a field the served documents relay. One no longer tracked is ignored: an aborted task can still finish the fetch it
     /// was making, and must not bring back the entry of an upstream a reload removed.
     pub fn record(&self, issuer: &str, d: Discovery) -> bool {
         let now = SystemTime::now();
@@ -110,7 +112,11 @@ impl Upstreams {
         match d.document {
             Some((source, doc)) => {
                 self.fetches_ok.fetch_add(1, Ordering::Relaxed);
-                let changed = entry.document.as_deref() != Some(&doc);
+                let changed = entry.document.as_deref().is_none_or(|old| {
+                    crate::registry::RELAYED_FIELDS
+                        .iter()
+                        .any(|k| old.get(*k) != doc.get(*k))
+                });
                 entry.source = Some(source);
                 entry.document = Some(Arc::new(doc));
                 entry.fetched_at = Some(now);
@@ -169,7 +175,6 @@ pub async fn run(state: Arc<AppState>, fetcher: Fetcher) {
     loop {
         let registry = state.registry();
         let want = wanted(&registry);
-        let refresh = registry.config.upstream_refresh;
         drop(registry);
         tasks.retain(|issuer, task| {
             let keep = want.contains(issuer);
@@ -181,7 +186,7 @@ pub async fn run(state: Arc<AppState>, fetcher: Fetcher) {
         state.upstreams.track(&want);
         for issuer in want {
             tasks.entry(issuer.clone()).or_insert_with(|| {
-                tokio::spawn(keep_fresh(state.clone(), fetcher.clone(), issuer, refresh))
+                tokio::spawn(keep_fresh(state.clone(), fetcher.clone(), issuer))
             });
         }
         if installs.changed().await.is_err() {
@@ -190,9 +195,10 @@ pub async fn run(state: Arc<AppState>, fetcher: Fetcher) {
     }
 }
 
-async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String, refresh: Duration) {
+async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String) {
     let mut backoff = FIRST_BACKOFF;
     let mut now = state.upstreams.refresh.subscribe();
+    let mut installs = state.subscribe_installs();
     loop {
         let d = discover_with_cors(&fetcher, &issuer).await;
         let ok = d.document.is_some();
@@ -201,37 +207,71 @@ async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String, refr
         }
         if state.upstreams.record(&issuer, d) {
             tracing::info!(issuer = %issuer, "upstream metadata (or why there is none) changed; rebuilding documents");
-            state.refresh_upstreams();
+            // Rendering a large registry takes long enough to stall requests on an async worker.
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || s.refresh_upstreams()).await;
         }
-        let wait = if ok {
-            backoff = FIRST_BACKOFF;
-            jitter(refresh, &issuer)
-        } else {
-            let wait = backoff;
+        let fetched = tokio::time::Instant::now();
+        // The interval is read again after every reload, so a changed `upstream_refresh`
+        // reaches this upstream too (measured from its last fetch).
+        let wait = |refresh: Duration| {
+            let w = if ok {
+                jitter(refresh, &issuer)
+            } else {
+                backoff.min(refresh.max(FIRST_BACKOFF))
+            };
+            // The config caps the interval far below this; an `Instant` must never overflow.
+            w.min(MAX_REFRESH)
+        };
+        let mut refresh = state.registry().config.upstream_refresh;
+        let mut due = fetched + wait(refresh);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => break,
+                _ = now.changed() => break,
+                changed = installs.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let new = state.registry().config.upstream_refresh;
+                    if new != refresh {
+                        refresh = new;
+                        due = fetched + wait(refresh);
+                    }
+                }
+            }
+        }
+        if !ok {
             backoff = (backoff * 2)
                 .min(MAX_BACKOFF)
                 .min(refresh.max(FIRST_BACKOFF));
-            wait
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = now.changed() => {}
+        } else {
+            backoff = FIRST_BACKOFF;
         }
     }
 }
 
 /// `base` ± 10 %, different per issuer and per call, so upstreams are not refreshed in lockstep.
+/// Saturates instead of overflowing for any `base`.
 fn jitter(base: Duration, issuer: &str) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write(issuer.as_bytes());
     let unit = (h.finish() % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
-    base.mul_f64(1.0 + 0.1 * unit)
+    Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + 0.1 * unit)).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_saturates_for_huge_intervals() {
+        for i in 0..100 {
+            let j = jitter(Duration::MAX, &i.to_string());
+            assert!(j >= Duration::from_secs(u64::MAX / 100 * 89), "{j:?}");
+        }
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

@@ -450,20 +450,21 @@ def cmd_render(args):
     if scales:
         w("## (d, e) config load, start-up and memory by number of servers")
         w("")
-        w("| servers | config | `check` wall | `check` peak RSS | `serve` spawn → first PRM 200 | spawn → /readyz 200 | `serve` VmHWM | `serve` VmRSS | reload (file replaced → new PRM) | VmHWM after reload | SIGTERM → exit |")
-        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("| servers | format | config | `check` wall | `check` peak RSS | `serve` spawn → first PRM 200 | spawn → /readyz 200 | `serve` VmHWM | `serve` VmRSS | reload (file replaced → new PRM) | VmHWM after reload | SIGTERM → exit |")
+        w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in scales:
             c, s = r.get("check", {}), r.get("serve", {})
             if c.get("rc") not in (0, None):
                 cw = f"exit {c.get('rc')}"
             else:
                 cw = fmt_s(c.get("wall_s"))
+            fmt = r.get("format", "indented")
             if "error" in s:
-                w(f"| {r['servers']:,} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
+                w(f"| {r['servers']:,} | {fmt} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
                   f"serve failed: {s['error']} | | | | | | |")
                 continue
             stop = fmt_s(s.get("stop_s")) + ("" if s.get("stop_rc") == 0 else f" (exit {s.get('stop_rc')})")
-            w(f"| {r['servers']:,} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
+            w(f"| {r['servers']:,} | {fmt} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
               f"{fmt_s(s.get('first_prm_s'))} | {fmt_s(s.get('ready_s'))} | {fmt_mb(s.get('hwm_kb'))} | "
               f"{fmt_mb(s.get('rss_kb'))} | {s.get('reload_error') or fmt_s(s.get('reload_s'))} | "
               f"{fmt_mb(s.get('reload_hwm_kb'))} | {stop} |")

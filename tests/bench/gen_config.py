@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a signpost config with N servers for the benchmarks (tests/bench/run.sh).
 
-usage: gen_config.py N PUBLIC_URL [OUT] [--variant K]
+usage: gen_config.py N PUBLIC_URL [OUT] [--variant K] [--minified]
 
 Servers are s0 .. s{N-1}, modes cycling delegate, facade, gateway (so s500 is gateway,
 s501 delegate, ...); every third one of each has scopes and a resource_name, so the
@@ -10,6 +10,8 @@ routes per server). The middle server s{N//2} (s500 of 1,000, the one run.sh loa
 has resource_name "Server {N//2} (variant K)", K from --variant (default 0): a reload
 benchmark changes only that, and can tell the old document from the new one. OUT defaults to stdout; a file is written to OUT.tmp and renamed over OUT (the way
 an editor or a ConfigMap update replaces it), so a watcher never sees half a file.
+--minified writes the whole file on one line, as `jq -c` or Helm's `toJson` do (the case where
+a position lookup that rescans its line goes quadratic); the default is indented, one key a line.
 Python 3 standard library only.
 """
 
@@ -51,6 +53,9 @@ def config(n: int, public_url: str, variant: int = 0) -> dict:
 def main(argv: list) -> int:
     args = list(argv[1:])
     variant = 0
+    minified = "--minified" in args
+    if minified:
+        args.remove("--minified")
     if "--variant" in args:
         k = args.index("--variant")
         try:
@@ -63,7 +68,10 @@ def main(argv: list) -> int:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     n, public_url = int(args[0]), args[1]
-    text = json.dumps(config(n, public_url, variant), indent=1) + "\n"
+    if minified:
+        text = json.dumps(config(n, public_url, variant), separators=(",", ":")) + "\n"
+    else:
+        text = json.dumps(config(n, public_url, variant), indent=1) + "\n"
     if len(args) == 2:
         sys.stdout.write(text)
         return 0

@@ -12,7 +12,7 @@
 #       median RPS, p50/p99, requests per server CPU-second (/proc/<pid>/stat utime+stime of the
 #       server and its children), peak RSS (VmHWM), errors, ratios signpost/hyper, signpost/nginx
 #   (d) `signpost check` wall time + peak RSS and `signpost serve` start-up memory at
-#       100 / 1,000 / 10,000 / 100,000 servers
+#       100 / 1,000 / 10,000 / 100,000 servers, each config indented and minified (one line)
 #   (e) spawn -> first 200 on the PRM URL (signpost, hyper_baseline, nginx)
 #   (f) reload latency (config file replaced -> first response with the new document) and
 #       reload under load (failed requests, dropped keep-alive connections) vs `nginx -s reload`;
@@ -518,14 +518,32 @@ if [[ $NO_SIGNPOST != 1 ]]; then
       --prm "http://127.0.0.1:$p1/.well-known/oauth-protected-resource/mcp/s$((n / 2))/mcp" --ready "http://127.0.0.1:$p2/readyz" -- \
       "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2" \
       || fail "signpost serve at $n servers: $srv: $(tail -5 "$WORK/serve-$n.log")"
-    python3 - "$n" "$(stat -c %s "$f")" "$chk" "$srv" >>"$RESULTS" <<'EOF'
+    python3 - "$n" "$(stat -c %s "$f")" "$chk" "$srv" indented >>"$RESULTS" <<'EOF'
 import json, sys
-n, size, chk, srv = sys.argv[1:]
-print(json.dumps({"kind": "scale", "servers": int(n), "config_bytes": int(size), "check": json.loads(chk),
+n, size, chk, srv, fmt = sys.argv[1:]
+print(json.dumps({"kind": "scale", "servers": int(n), "format": fmt, "config_bytes": int(size), "check": json.loads(chk),
                   "serve": json.loads(srv) if srv.strip() else {"error": "no output"}}))
 EOF
     log "scale $n: $(tail -1 "$RESULTS")"
     python3 "$LIB" ok-field "$srv" reload_error || fail "signpost did not reload at $n servers: $srv"
+    # The same config on one line (jq -c, Helm toJson): loading must be no slower than indented.
+    python3 "$HERE/gen_config.py" "$n" "http://127.0.0.1:$p1" "$f" --minified
+    log "scale $n servers, minified ($(du -h "$f" | cut -f1)): check and serve start-up"
+    chk='' srv=''
+    pyrun chk timed --stderr "$WORK/check-$n-min.err" -- "$SIGNPOST_BIN" check --config "$f" || true
+    [[ $(echo "$chk" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rc"])') == 0 ]] \
+      || fail "signpost check at $n servers, minified: $chk: $(head -5 "$WORK/check-$n-min.err")"
+    pyrun srv startup --timeout 300 --log "$WORK/serve-$n-min.log" \
+      --prm "http://127.0.0.1:$p1/.well-known/oauth-protected-resource/mcp/s$((n / 2))/mcp" --ready "http://127.0.0.1:$p2/readyz" -- \
+      "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2" \
+      || fail "signpost serve at $n servers, minified: $srv: $(tail -5 "$WORK/serve-$n-min.log")"
+    python3 - "$n" "$(stat -c %s "$f")" "$chk" "$srv" minified >>"$RESULTS" <<'EOF'
+import json, sys
+n, size, chk, srv, fmt = sys.argv[1:]
+print(json.dumps({"kind": "scale", "servers": int(n), "format": fmt, "config_bytes": int(size), "check": json.loads(chk),
+                  "serve": json.loads(srv) if srv.strip() else {"error": "no output"}}))
+EOF
+    log "scale $n minified: $(tail -1 "$RESULTS")"
     rm -f "$f" "$f.v1"
   done
 fi

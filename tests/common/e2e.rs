@@ -42,6 +42,12 @@ pub const SERVER: &str = "wiki";
 pub const SERVER_SCOPE: &str = "mcp:tools";
 /// A server with so many scopes that its hint is just under 8 KiB.
 pub const BIG: &str = "big";
+/// A delegate server whose upstream metadata signpost discovers (`"discover": true`).
+pub const DISCOVERED: &str = "found";
+/// A facade server over the IdP (its AS metadata is signpost's, issuer `{origin}/eng`).
+pub const FACADE: &str = "eng";
+/// Every server of the stack's config.
+pub const SERVERS: [&str; 4] = [SERVER, BIG, DISCOVERED, FACADE];
 /// The backend's own challenge marker: it must never reach a client.
 pub const BACKEND_OWN: &str = "backend-own-challenge";
 /// How long the backend's `stream` tool waits between its first event and its answer.
@@ -374,6 +380,7 @@ pub enum Behave {
     Hangup = 2,
     /// Accept and never answer.
     Silence = 3,
+    Status404 = 4,
 }
 
 /// A TCP listener that answers as told and records the head of every request it reads.
@@ -424,6 +431,7 @@ impl FakeSignpost {
                     0 => drop(conn.write_all(reply("200 OK", r#"{"recorded":true}"#).as_bytes())),
                     1 => drop(conn.write_all(reply("500 Internal Server Error", "{}").as_bytes())),
                     2 => drop(conn.shutdown(Shutdown::Both)),
+                    4 => drop(conn.write_all(reply("404 Not Found", "{}").as_bytes())),
                     _ => held.push(conn),
                 }
             }
@@ -483,9 +491,20 @@ impl Proxy {
     }
 }
 
+/// Which IdP the stack's servers log in at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Idp {
+    /// tests/e2e/test-idp.mjs: Keycloak-shaped, RFC 8414 metadata path-inserted.
+    #[default]
+    Test,
+    /// tests/e2e/oidc-idp.mjs: `oidc-provider`, OIDC discovery path-appended only, `iss` always.
+    Oidc,
+}
+
 /// How a stack is put together.
 #[derive(Default)]
 pub struct Options {
+    pub idp: Idp,
     /// Render the proxy with `--rescue-5xx`.
     pub rescue_5xx: bool,
     /// Extra arguments for test-idp.mjs (`--iss`, `--require-scope`, …).
@@ -494,12 +513,6 @@ pub struct Options {
     pub public_override: Option<u16>,
     /// Point the proxy's ADMIN address here instead of signpost's.
     pub admin_override: Option<u16>,
-    /// Another IdP script in tests/e2e (`oidc.mjs`: oidc-provider) instead of test-idp.mjs; it
-    /// gets no `--realm`, and names its introspection URL in its ready line (`"introspect"`).
-    pub idp_script: Option<&'static str>,
-    /// The signpost config from (origin, issuer), instead of [`signpost_config`]; its servers
-    /// must be `wiki` and `big` (the backend's audiences).
-    pub config: Option<fn(&str, &str) -> String>,
 }
 
 /// A running stack: IdP, backend, signpost, main proxy.
@@ -511,6 +524,7 @@ pub struct Stack {
     pub idp_port: u16,
     pub backend_port: u16,
     pub issuer: String,
+    pub idp_kind: Idp,
     pub config: PathBuf,
     // Drop order: the proxy first; the temp dir last.
     proxy_proc: Proc,
@@ -548,29 +562,33 @@ impl Stack {
                 .args(extra);
             c
         };
-        let script = opts.idp_script.unwrap_or("test-idp.mjs");
-        let mut idp_args = if opts.idp_script.is_none() {
-            vec!["--realm".to_owned(), REALM.to_owned()]
-        } else {
-            Vec::new()
-        };
+        let mut idp_args = vec!["--realm".to_owned(), REALM.to_owned()];
         idp_args.extend(opts.idp_args.iter().cloned());
+        let script = match opts.idp {
+            Idp::Test => "test-idp.mjs",
+            Idp::Oidc => "oidc-idp.mjs",
+        };
         let mut idp = Proc::spawn("idp", &mut node(script, &idp_args), dir.path());
         let ready = idp.ready_line();
         let idp_port = ready["port"].as_u64().expect("idp port") as u16;
         let issuer = ready["issuer"].as_str().expect("issuer").to_owned();
-        let introspect = ready["introspect"].as_str().map_or_else(
-            || format!("{issuer}/protocol/openid-connect/token/introspect"),
-            str::to_owned,
-        );
 
         let mut backend_args = vec![
-            "--introspect".to_owned(),
-            introspect,
             "--stream-delay".to_owned(),
             STREAM_DELAY.as_millis().to_string(),
+            "--introspect".to_owned(),
         ];
-        for server in [SERVER, BIG] {
+        match opts.idp {
+            Idp::Test => {
+                backend_args.push(format!("{issuer}/protocol/openid-connect/token/introspect"))
+            }
+            Idp::Oidc => backend_args.extend([
+                format!("{issuer}/token/introspection"),
+                "--introspect-client".to_owned(),
+                "mcp-backend:mcp-backend-secret".to_owned(),
+            ]),
+        }
+        for server in SERVERS {
             for shape in SHAPES {
                 backend_args.push("--audience".to_owned());
                 backend_args.push(format!("{origin}{}", shape.replace("{server}", server)));
@@ -584,8 +602,8 @@ impl Stack {
         let backend_port = backend.ready_line()["port"].as_u64().expect("backend port") as u16;
 
         let config = dir.path().join("signpost.json");
-        let render = opts.config.unwrap_or(signpost_config);
-        fs::write(&config, render(&origin, &issuer)).expect("write signpost config");
+        fs::write(&config, signpost_config(&origin, &issuer, opts.idp))
+            .expect("write signpost config");
         let mut signpost = Proc::spawn(
             "signpost",
             Command::new(env!("CARGO_BIN_EXE_signpost")).args([
@@ -626,6 +644,7 @@ impl Stack {
             idp_port,
             backend_port,
             issuer,
+            idp_kind: opts.idp,
             config,
             proxy_proc,
             signpost: Some(signpost),
@@ -660,11 +679,26 @@ impl Stack {
         )
     }
 
-    /// The IdP's RFC 8414 metadata URL (where MCP clients look first for a path issuer).
+    /// Where MCP clients find the IdP's metadata: the RFC 8414 path-inserted URL they try first
+    /// (test IdP), or the OIDC path-appended one they try last (oidc-provider serves only that).
     pub fn as_metadata_url(&self) -> String {
-        format!(
-            "http://127.0.0.1:{}/.well-known/oauth-authorization-server/realms/{REALM}",
-            self.idp_port
+        match self.idp_kind {
+            Idp::Test => format!(
+                "http://127.0.0.1:{}/.well-known/oauth-authorization-server/realms/{REALM}",
+                self.idp_port
+            ),
+            Idp::Oidc => format!("{}/.well-known/openid-configuration", self.issuer),
+        }
+    }
+
+    /// The facade server's issuer (signpost's) and the URL of its AS metadata.
+    pub fn facade_issuer(&self) -> (String, String) {
+        (
+            format!("{}/{FACADE}", self.origin()),
+            format!(
+                "{}/.well-known/oauth-authorization-server/{FACADE}",
+                self.origin()
+            ),
         )
     }
 
@@ -769,14 +803,36 @@ impl Stack {
     }
 }
 
-/// The signpost config of every stack: `wiki` (one scope) and `big` (≈ 8 KiB hint), both
-/// delegating to the test IdP, on the default resource paths.
-pub fn signpost_config(origin: &str, issuer: &str) -> String {
+/// The signpost config of every stack, on the default resource paths: `wiki` (one scope) and
+/// `big` (≈ 8 KiB hint) delegating to the IdP, `found` delegating with `"discover": true`, and
+/// `eng`, a facade over the IdP.
+pub fn signpost_config(origin: &str, issuer: &str, idp: Idp) -> String {
+    let (auth, token, reg) = match idp {
+        Idp::Test => (
+            format!("{issuer}/protocol/openid-connect/auth"),
+            format!("{issuer}/protocol/openid-connect/token"),
+            format!("{issuer}/clients-registrations/openid-connect"),
+        ),
+        Idp::Oidc => (
+            format!("{issuer}/auth"),
+            format!("{issuer}/token"),
+            format!("{issuer}/reg"),
+        ),
+    };
     serde_json::to_string_pretty(&json!({
         "public_url": origin,
         "servers": {
             SERVER: { "mode": "delegate", "issuer": issuer, "scopes": [SERVER_SCOPE] },
             BIG: { "mode": "delegate", "issuer": issuer, "scopes": big_scopes() },
+            DISCOVERED: { "mode": "delegate", "issuer": issuer, "discover": true, "scopes": [SERVER_SCOPE] },
+            FACADE: {
+                "mode": "facade",
+                "issuer": issuer,
+                "authorization_endpoint": auth,
+                "token_endpoint": token,
+                "registration_endpoint": reg,
+                "scopes": [SERVER_SCOPE],
+            },
         },
     }))
     .expect("config json")
@@ -1030,6 +1086,12 @@ fn find_request(
 /// (PKCE S256, resource = `url`, scope from the hint, code and state back) → token (bound to
 /// `url`) → the MCP request with the token answered, tools listed.
 pub fn assert_login(stack: &Stack, report: &Value, url: &str) {
+    assert_login_at(stack, report, url, &stack.issuer, &stack.as_metadata_url());
+}
+
+/// [`assert_login`] for a server whose authorization server is `issuer`, its metadata at `as_url`
+/// (a facade: signpost's issuer and document).
+pub fn assert_login_at(stack: &Stack, report: &Value, url: &str, issuer: &str, as_url: &str) {
     let ctx = || format!("report:\n{report:#}\n{}", stack.logs());
     assert_eq!(report["ok"], true, "the login did not complete; {}", ctx());
     let prm_url = stack.prm_url(url);
@@ -1056,18 +1118,13 @@ pub fn assert_login(stack: &Stack, report: &Value, url: &str) {
     );
     assert_eq!(
         report["prm"]["body"]["authorization_servers"],
-        json!([stack.issuer]),
+        json!([issuer]),
         "{}",
         ctx()
     );
-    // 3. AS metadata, where MCP clients look first for a path issuer.
-    assert_eq!(
-        s(report, "/as_metadata_url"),
-        stack.as_metadata_url(),
-        "{}",
-        ctx()
-    );
-    assert_eq!(s(report, "/as_metadata/issuer"), stack.issuer, "{}", ctx());
+    // 3. AS metadata, found where the client looks.
+    assert_eq!(s(report, "/as_metadata_url"), as_url, "{}", ctx());
+    assert_eq!(s(report, "/as_metadata/issuer"), issuer, "{}", ctx());
     // 4. Registration.
     assert_eq!(
         report["registration"]["status"],
@@ -1090,7 +1147,11 @@ pub fn assert_login(stack: &Stack, report: &Value, url: &str) {
         "the hint's scope; {}",
         ctx()
     );
-    assert_eq!(a["status"], 302, "{}", ctx());
+    assert!(
+        matches!(a["status"].as_u64(), Some(302 | 303)),
+        "the authorization redirects; {}",
+        ctx()
+    );
     assert_eq!(a["code"], true, "no code on the redirect; {}", ctx());
     assert_eq!(a["state_ok"], true, "{}", ctx());
     // 6. Token.
@@ -1114,7 +1175,6 @@ pub fn assert_login(stack: &Stack, report: &Value, url: &str) {
     let i = find_request(report, i, "PRM", &ctx, |m, u, st| {
         m == "GET" && u == prm_url && st == 200
     });
-    let as_url = stack.as_metadata_url();
     let i = find_request(report, i, "AS metadata", &ctx, |m, u, st| {
         m == "GET" && u == as_url && st == 200
     });
@@ -1122,7 +1182,7 @@ pub fn assert_login(stack: &Stack, report: &Value, url: &str) {
         m == "POST" && u == reg && st == 201
     });
     let i = find_request(report, i, "authorization", &ctx, |m, u, st| {
-        m == "GET" && u.starts_with(&auth) && st == 302
+        m == "GET" && u.starts_with(&auth) && (st == 302 || st == 303)
     });
     let i = find_request(report, i, "token", &ctx, |m, u, st| {
         m == "POST" && u == tok && st == 200

@@ -171,11 +171,31 @@ class LoginProvider {
       error: null,
     };
     report.authorizations.push(entry);
-    const res = await recordingFetch(url.href, { redirect: 'manual' });
-    entry.status = res.status;
-    const location = res.headers.get('location');
+    // Play the browser: follow the IdP's own redirects (with its cookies) until one goes back to
+    // redirect_uri. The test IdP goes there at once; oidc-provider passes through its interaction.
+    const cookies = new Map();
+    let next = url.href;
+    let location = null;
+    for (let hop = 0; hop < 10 && next; hop++) {
+      const headers = cookies.size ? { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } : {};
+      const res = await recordingFetch(next, { redirect: 'manual', headers });
+      entry.status ??= res.status;
+      for (const c of res.headers.getSetCookie?.() ?? []) {
+        const [pair] = c.split(';');
+        const i = pair.indexOf('=');
+        cookies.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+      }
+      const loc = res.headers.get('location');
+      if (!loc) break;
+      const target = new URL(loc, next);
+      if (target.href.startsWith(this.redirectUrl)) {
+        location = target.href;
+        break;
+      }
+      next = target.href;
+    }
     if (!location) {
-      entry.error = `no redirect (${res.status})`;
+      entry.error = `no redirect back to the client (${entry.status})`;
       return;
     }
     const back = new URL(location).searchParams;

@@ -148,13 +148,26 @@ class Login:
             "error": None,
         }
         self.report["authorizations"].append(entry)
+        # Play the browser: follow the IdP's own redirects (keeping its cookies) until one goes back
+        # to redirect_uri. The test IdP goes there at once; oidc-provider passes through its interaction.
+        location = None
         async with httpx2.AsyncClient(timeout=20) as browser:
-            res = await browser.get(authorization_url)
-        self.report["requests"].append({"method": "GET", "url": authorization_url, "status": res.status_code})
-        entry["status"] = res.status_code
-        location = res.headers.get("location")
+            url = authorization_url
+            for _ in range(10):
+                res = await browser.get(url)
+                self.report["requests"].append({"method": "GET", "url": url, "status": res.status_code})
+                if entry["status"] is None:
+                    entry["status"] = res.status_code
+                loc = res.headers.get("location")
+                if not loc:
+                    break
+                target = str(httpx2.URL(url).join(loc))
+                if target.startswith(REDIRECT_URI):
+                    location = target
+                    break
+                url = target
         if not location:
-            entry["error"] = f"no redirect ({res.status_code})"
+            entry["error"] = f"no redirect back to the client ({entry['status']})"
             self.pending = None
             return
         back = {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}

@@ -23,7 +23,8 @@
 //   x-e2e-echo-headers      answer 200 with the request headers as JSON, no auth (what the proxy forwards)
 //
 // Usage: node mcp-backend.mjs --introspect URL --audience URL [--audience URL ...] [--port N]
-//                             [--stream-delay MS]
+//                             [--stream-delay MS] [--introspect-client ID:SECRET]
+//   --introspect-client  authenticate the introspection request (HTTP Basic), as oidc-provider needs
 // Prints `{"port":N}` on stdout once listening; logs each request (never a token) to stderr.
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },
     introspect: { type: 'string' },
+    'introspect-client': { type: 'string' },
     audience: { type: 'string', multiple: true, default: [] },
     'stream-delay': { type: 'string', default: '1500' },
   },
@@ -60,10 +62,16 @@ const stripSlash = (p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p)
 async function verify(token, path) {
   const res = await fetch(args.introspect, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(args['introspect-client']
+        ? { authorization: `Basic ${Buffer.from(args['introspect-client']).toString('base64')}` }
+        : {}),
+    },
     body: new URLSearchParams({ token }),
   });
   const info = await res.json();
+  if (!info.active && res.status !== 200) return { error: `introspection answered ${res.status}: ${JSON.stringify(info)}` };
   if (!info.active) return { error: 'the token is not active at the IdP' };
   if (!audiences.has(info.aud)) return { error: `the token is for ${info.aud}, not for this server` };
   if (stripSlash(new URL(info.aud).pathname) !== stripSlash(path)) {
@@ -119,6 +127,7 @@ const server = http.createServer(async (req, res) => {
     if (!token) return challenge(res, 401, '', extra, { error: 'backend-own-401' });
     const { info, error } = await verify(token, path);
     if (!info) {
+      process.stderr.write(`backend: rejected the token: ${error}\n`);
       return challenge(res, 401, `error="invalid_token", error_description="${error.replace(/"/g, "'")}"`, extra, {
         error: 'backend-own-invalid-token',
       });
