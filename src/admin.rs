@@ -196,35 +196,41 @@ fn status(state: &AppState) -> String {
     .to_string()
 }
 
+/// Every finding for `server` from its upstream's status: the document's (mode-independent and
+/// for its mode), or the last fetch's error when no document was ever accepted.
+fn server_findings(
+    status: &crate::upstream::UpstreamStatus,
+    server: &crate::config::Server,
+) -> Vec<crate::upstream::discover::Finding> {
+    let mut findings = status.findings.clone();
+    match &status.document {
+        Some(doc) => findings.extend(judge_for(doc, &status.notes, server)),
+        None => findings.extend(status.last_error.clone()),
+    }
+    findings
+}
+
 /// Per server with `"discover": true`: where its upstream metadata came from, how old it is, what
 /// is wrong with it, and why the last fetch failed.
 fn upstreams(state: &AppState, registry: &Registry) -> serde_json::Value {
     let now = SystemTime::now();
+    let relays = state.upstreams.documents();
     let mut out = serde_json::Map::new();
     for server in registry.config.servers.iter().filter(|s| s.discover) {
         let Some(issuer) = &server.upstream_issuer else {
             continue;
         };
         let status = state.upstreams.status(issuer).unwrap_or_default();
-        let mut findings = status.findings.clone();
-        match &status.document {
-            Some(doc) => findings.extend(judge_for(doc, server)),
-            None => findings.extend(status.last_error.clone()),
-        }
-        // What the public listener really answers for this server's AS document (a facade).
-        let pending = server
+        let findings = server_findings(&status, server);
+        // What the public listener really answers for this server's AS document (a facade),
+        // and why when it is a 503.
+        let relay = relays.get(issuer);
+        let serving = server
             .auth
             .iter()
-            .filter_map(|a| a.hosted.as_ref())
-            .filter_map(|h| registry.sites.get(h.site)?.document(&h.well_known_path))
-            .any(|d| d.status != hyper::StatusCode::OK);
-        let serving = match (pending, &status.document) {
-            (false, _) => "ok",
-            (true, None) => "503: upstream metadata not fetched yet",
-            (true, Some(_)) => {
-                "503: the upstream metadata has no authorization_endpoint or token_endpoint; set them in the config"
-            }
-        };
+            .filter_map(|a| Some((a, a.hosted.as_ref()?)))
+            .find_map(|(a, h)| crate::registry::render_as(server, &a.issuer, h, relay).err())
+            .map_or_else(|| "ok".to_owned(), |why| format!("503: {why}"));
         out.insert(
             server.name.clone(),
             json!({
@@ -255,6 +261,36 @@ fn upstream_metrics(state: &AppState, out: &mut String) {
         state.upstreams.fetches_ok.load(Ordering::Relaxed),
         state.upstreams.fetches_error.load(Ordering::Relaxed),
     );
+    let registry = state.registry();
+    let mut lines = Vec::new();
+    for server in registry.config.servers.iter().filter(|s| s.discover) {
+        let Some(status) = server
+            .upstream_issuer
+            .as_ref()
+            .and_then(|i| state.upstreams.status(i))
+        else {
+            continue;
+        };
+        for f in server_findings(&status, server) {
+            lines.push(format!(
+                "signpost_upstream_findings{{server=\"{}\",code=\"{}\",severity=\"{}\"}} 1",
+                server.name,
+                f.code,
+                match f.severity {
+                    crate::upstream::discover::Severity::Error => "error",
+                    crate::upstream::discover::Severity::Warning => "warning",
+                }
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        out.push_str("# HELP signpost_upstream_findings Findings about each discovering server's upstream (1 per finding): what breaks which clients.\n");
+        out.push_str("# TYPE signpost_upstream_findings gauge\n");
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
     let all = state.upstreams.all();
     if all.is_empty() {
         return;

@@ -276,7 +276,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
 
 /// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
 async fn check_online(registry: &Registry) -> ExitCode {
-    use crate::upstream::discover::{Severity, discover, judge_for};
+    use crate::upstream::discover::{Severity, discover_with_cors, judge_for};
     let fetcher = Fetcher::new(Limits::default());
     let mut issuers: Vec<&str> = registry
         .config
@@ -289,7 +289,7 @@ async fn check_online(registry: &Registry) -> ExitCode {
     let fetches = issuers.iter().map(|issuer| {
         let fetcher = fetcher.clone();
         let issuer = (*issuer).to_owned();
-        tokio::spawn(async move { (issuer.clone(), discover(&fetcher, &issuer).await) })
+        tokio::spawn(async move { (issuer.clone(), discover_with_cors(&fetcher, &issuer).await) })
     });
     let mut found = std::collections::HashMap::new();
     for task in fetches.collect::<Vec<_>>() {
@@ -315,7 +315,7 @@ async fn check_online(registry: &Registry) -> ExitCode {
         let mut findings = d.findings.clone();
         if let Some((source, doc)) = &d.document {
             out.push_str(&format!("  using   {source}\n"));
-            findings.extend(judge_for(doc, server));
+            findings.extend(judge_for(doc, &d.notes, server));
         }
         if findings.is_empty() {
             out.push_str("  ok      no findings\n");

@@ -142,6 +142,9 @@ pub struct ProbeArgs {
     /// Fail every family unless `authorization_servers[0]` is exactly this issuer.
     #[arg(long, value_name = "URL")]
     pub expect_issuer: Option<String>,
+    /// Fail (exit 1) on any warning too, not only when a client family fails.
+    #[arg(long)]
+    pub strict: bool,
     /// Overall time budget for all requests (each is also limited to 3 s connect, 10 s total).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,

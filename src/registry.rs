@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::{Config, HostedAs, ModeKind, Server, Site};
-use crate::upstream::Documents;
+use crate::upstream::{Documents, Relay};
 
 /// The well-known prefix of protected-resource metadata (RFC 9728 §3).
 pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
@@ -231,11 +231,10 @@ impl Registry {
                             .as_ref()
                             .filter(|_| server.discover)
                             .and_then(|issuer| upstreams.get(issuer));
-                        let rendered =
-                            render_as(server, &auth.issuer, hosted, upstream.map(|d| &**d));
+                        let rendered = render_as(server, &auth.issuer, hosted, upstream);
                         let doc = match rendered {
-                            Some(body) => doc(DocKind::As, &body),
-                            None => pending(server),
+                            Ok(body) => doc(DocKind::As, &body),
+                            Err(why) => pending(&why),
                         };
                         let issuer_path = &hosted.well_known_path[AS_PREFIX.len()..];
                         sites[hosted.site].issuers.insert(issuer_path.into(), doc);
@@ -368,14 +367,11 @@ fn doc(kind: DocKind, value: &impl serde::Serialize) -> Doc {
     Doc::new(kind, StatusCode::OK, buf, len)
 }
 
-/// The 503 a facade answers until its upstream's endpoints are known.
-fn pending(server: &Server) -> Doc {
+/// The 503 a facade answers until its upstream's endpoints are known; `why` is [`render_as`]'s.
+fn pending(why: &str) -> Doc {
     let body = json!({
         "error": "temporarily_unavailable",
-        "error_description": format!(
-            "signpost has not fetched the metadata of upstream {} yet; retry shortly (GET /status on the admin listener says why)",
-            server.upstream_issuer.as_deref().unwrap_or("")
-        ),
+        "error_description": format!("{why} (GET /status on the admin listener says more)"),
     });
     let mut data = body.to_string().into_bytes();
     let len = data.len();
@@ -419,9 +415,6 @@ fn render_prm<'a>(server: &'a Server, resource: &'a str, issuer: &'a str) -> Prm
     }
 }
 
-/// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
-/// A facade takes what its config leaves out from the upstream's document; `None` when the
-/// authorization or token endpoint is still unknown.
 /// Every key [`render_as`] takes from an upstream document: a fetched document that differs from
 /// the last one only elsewhere (a timestamp, a nonce) renders nothing anew.
 pub const RELAYED_FIELDS: &[&str] = &[
@@ -431,15 +424,45 @@ pub const RELAYED_FIELDS: &[&str] = &[
     "token_endpoint_auth_methods_supported",
     "revocation_endpoint",
     "client_id_metadata_document_supported",
+    "scopes_supported",
 ];
 
-fn render_as(
+/// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
+/// A facade takes what its config leaves out from the upstream's document (whose values already
+/// passed the config's rules, see `upstream::discover::sanitize`); `Err` says why the
+/// authorization or token endpoint is still unknown: what `/status` and the 503 tell.
+pub fn render_as(
     server: &Server,
     issuer: &str,
     hosted: &HostedAs,
-    upstream: Option<&Map<String, Value>>,
-) -> Option<Value> {
+    relay: Option<&Relay>,
+) -> Result<Value, String> {
+    let upstream = relay.and_then(|r| r.document.as_deref());
     let from_upstream = |key: &str| upstream.and_then(|u| u.get(key)).filter(|v| !is_empty(v));
+    let missing = |key: &str| -> String {
+        let upstream_issuer = server.upstream_issuer.as_deref().unwrap_or("");
+        match relay {
+            None => format!(
+                "signpost has not fetched the metadata of upstream {upstream_issuer} yet; retry shortly"
+            ),
+            Some(Relay {
+                document: None,
+                failure: Some(f),
+                ..
+            }) => format!("rejected: {}: {}", f.code, f.message),
+            Some(Relay { document: None, .. }) => format!(
+                "signpost has not fetched the metadata of upstream {upstream_issuer} yet; retry shortly"
+            ),
+            Some(r) => match r.dropped.iter().find(|(k, _)| k == key) {
+                Some((_, why)) => format!(
+                    "rejected: invalid_upstream_value: the metadata of upstream {upstream_issuer} has {key} that {why}; set {key} in the config"
+                ),
+                None => format!(
+                    "rejected: the metadata of upstream {upstream_issuer} has no {key}; set it in the config"
+                ),
+            },
+        }
+    };
     let url = |configured: &str, key: &str| -> Option<Value> {
         if configured.is_empty() {
             from_upstream(key).filter(|v| v.is_string()).cloned()
@@ -451,11 +474,12 @@ fn render_as(
     m.insert("issuer".into(), json!(issuer));
     m.insert(
         "authorization_endpoint".into(),
-        url(&hosted.authorization_endpoint, "authorization_endpoint")?,
+        url(&hosted.authorization_endpoint, "authorization_endpoint")
+            .ok_or_else(|| missing("authorization_endpoint"))?,
     );
     m.insert(
         "token_endpoint".into(),
-        url(&hosted.token_endpoint, "token_endpoint")?,
+        url(&hosted.token_endpoint, "token_endpoint").ok_or_else(|| missing("token_endpoint"))?,
     );
     if let Some(r) = url(
         hosted.registration_endpoint.as_deref().unwrap_or(""),
@@ -478,7 +502,6 @@ fn render_as(
     for key in [
         "token_endpoint_auth_methods_supported",
         "revocation_endpoint",
-        "client_id_metadata_document_supported",
     ] {
         if !m.contains_key(key) {
             if let Some(v) = from_upstream(key) {
@@ -486,11 +509,38 @@ fn render_as(
             }
         }
     }
+    // The config's setting wins; a facade without one relays the upstream's.
+    let cimd = hosted
+        .client_id_metadata_document_supported
+        .unwrap_or_else(|| {
+            from_upstream("client_id_metadata_document_supported") == Some(&Value::Bool(true))
+        });
+    if cimd {
+        m.insert("client_id_metadata_document_supported".into(), json!(true));
+        // A client that names itself by its metadata document's URL has no secret: it
+        // authenticates with `none`, which must stay advertised.
+        match m.get_mut("token_endpoint_auth_methods_supported") {
+            Some(Value::Array(list)) if !list.iter().any(|v| v == "none") => {
+                list.push(json!("none"))
+            }
+            Some(_) => {}
+            None => {
+                m.insert(
+                    "token_endpoint_auth_methods_supported".into(),
+                    json!(["none"]),
+                );
+            }
+        }
+    }
+    // The server's scopes; without any, a facade carries the upstream's (never into the PRM: a
+    // PRM's scopes_supported is what the resource needs, not what the IdP offers).
     if !server.scopes.is_empty() {
         m.insert("scopes_supported".into(), json!(server.scopes));
+    } else if let Some(v) = from_upstream("scopes_supported").filter(|v| v.is_array()) {
+        m.insert("scopes_supported".into(), v.clone());
     }
     debug_assert!(server.mode == ModeKind::Facade || server.mode == ModeKind::Gateway);
-    Some(Value::Object(m))
+    Ok(Value::Object(m))
 }
 
 /// `null`, `""`, `[]` or `{}`: values a document must never carry.

@@ -100,6 +100,14 @@ struct Knobs {
     doc_allow_origin: bool,
     doc_preflight: bool,
     as_allow_origin: bool,
+    /// CORS preflights of the IdP's registration and token endpoints pass.
+    idp_cors: bool,
+    /// The token endpoint's answers carry Access-Control-Allow-Origin.
+    token_allow_origin: bool,
+    /// What the MCP endpoint answers a POST carrying an `Authorization` header (`None`: as without).
+    bearer_status: Option<u16>,
+    /// The MCP endpoint's preflight allows the 2026-07-28 headers (mcp-method, …) too.
+    mcp_preflight_2026: bool,
 }
 
 fn good_prm() -> Value {
@@ -157,6 +165,10 @@ impl Default for Knobs {
             doc_allow_origin: true,
             doc_preflight: true,
             as_allow_origin: true,
+            idp_cors: true,
+            token_allow_origin: true,
+            bearer_status: None,
+            mcp_preflight_2026: true,
         }
     }
 }
@@ -198,16 +210,20 @@ fn cors(mut r: Resp, on: bool) -> Resp {
 }
 
 fn preflight(on: bool) -> Resp {
+    preflight_allowing(
+        on,
+        "authorization, content-type, mcp-protocol-version, mcp-method, mcp-name, mcp-param-x",
+    )
+}
+
+fn preflight_allowing(on: bool, headers: &str) -> Resp {
     if !on {
         return Resp::new(405);
     }
     Resp::new(204)
         .h("Access-Control-Allow-Origin", "*")
         .h("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-        .h(
-            "Access-Control-Allow-Headers",
-            "authorization, content-type, mcp-protocol-version",
-        )
+        .h("Access-Control-Allow-Headers", headers)
 }
 
 fn not_found(allow_origin: bool) -> Resp {
@@ -220,11 +236,16 @@ fn serve_main(k: &Knobs, req: &Req, c: &Ctx) -> Resp {
     let options = req.method == "OPTIONS";
     if path == MCP_PATH {
         if options {
-            return if k.mcp_preflight {
-                preflight(true)
-            } else {
-                Resp::new(401)
+            return match (k.mcp_preflight, k.mcp_preflight_2026) {
+                (false, _) => Resp::new(401),
+                (true, true) => preflight(true),
+                (true, false) => {
+                    preflight_allowing(true, "authorization, content-type, mcp-protocol-version")
+                }
             };
+        }
+        if let (Some(status), Some(_)) = (k.bearer_status, req.header("authorization")) {
+            return Resp::new(status).json(&json!({"error": "No connected db."}));
         }
         let status = if req.method == "GET" {
             k.get_status
@@ -254,6 +275,9 @@ fn serve_main(k: &Knobs, req: &Req, c: &Ctx) -> Resp {
         return r.json(&json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": "unauthorized"}}));
     }
     if options {
+        if path.ends_with("/register") || path.ends_with("/token") {
+            return preflight(k.idp_cors);
+        }
         return preflight(k.doc_preflight);
     }
     let prm_doc = || {
@@ -302,6 +326,9 @@ fn serve_main(k: &Knobs, req: &Req, c: &Ctx) -> Resp {
         if let Some(doc) = &k.as_oidc {
             return cors(Resp::new(200), k.as_allow_origin).json(&subst(doc, c));
         }
+    }
+    if path.ends_with("/token") {
+        return not_found(k.doc_allow_origin && k.token_allow_origin);
     }
     not_found(k.doc_allow_origin)
 }
@@ -558,11 +585,15 @@ async fn case(
     v
 }
 
+/// No credential was sent: no cookie, and no `Authorization` but the documented fake bearer.
 fn assert_no_credentials(reqs: &[Req]) {
     assert!(!reqs.is_empty());
     for r in reqs {
-        for (k, _) in &r.headers {
+        for (k, v) in &r.headers {
             let k = k.to_ascii_lowercase();
+            if k == "authorization" && v == "Bearer signpost-probe-not-a-token" {
+                continue;
+            }
             assert!(
                 !matches!(
                     k.as_str(),
@@ -635,10 +666,127 @@ async fn same_origin_redirect_is_followed() {
             ..Knobs::default()
         },
         &[],
-        &[],
+        // A browser page follows no redirect during discovery, not even a same-origin one.
+        &[("browser", "cors.redirect")],
         ("prm.redirect", "pass"),
     )
     .await;
+}
+
+// === one step past discovery, and the 2026-07-28 browser ===
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_answering_an_invalid_token_with_400_fails_every_family() {
+    let v = case(
+        Knobs {
+            bearer_status: Some(400),
+            ..Knobs::default()
+        },
+        &[],
+        &each(
+            &["ts_v1", "ts_v2", "python", "rmcp", "vscode", "browser"],
+            "challenge.invalid_token",
+        ),
+        ("challenge.invalid_token", "fail"),
+    )
+    .await;
+    let reason = v["verdicts"]["ts_v1"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("400") && reason.contains("No connected db."),
+        "{reason}"
+    );
+    // The fake bearer is the only Authorization ever sent, on one request.
+    let fake: Vec<&Value> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "fake_bearer")
+        .collect();
+    assert_eq!(fake.len(), 1, "{v:#}");
+    assert_eq!(fake[0]["status"], 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idp_without_cors_on_registration_and_token_fails_the_browser() {
+    case(
+        Knobs {
+            idp_cors: false,
+            ..Knobs::default()
+        },
+        &[],
+        &[("browser", "cors.registration")],
+        ("cors.registration", "fail"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_endpoint_without_any_cors_fails_the_browser() {
+    // The token request needs no preflight when its answers carry Allow-Origin: only both gone
+    // stop the browser.
+    let v = case(
+        Knobs {
+            idp_cors: false,
+            token_allow_origin: false,
+            ..Knobs::default()
+        },
+        &[],
+        &[("browser", "cors.registration")],
+        ("cors.token", "fail"),
+    )
+    .await;
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cors.token")
+        .unwrap();
+    assert!(
+        c["summary"].as_str().unwrap().contains("only the IdP"),
+        "{c}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_preflight_without_the_2026_headers_is_a_warning() {
+    case(
+        Knobs {
+            mcp_preflight_2026: false,
+            ..Knobs::default()
+        },
+        &[],
+        &[],
+        ("cors.mcp_preflight", "warn"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strict_fails_on_any_warning() {
+    let d = Deployment::start(Knobs {
+        prm_content_type: "text/plain".into(),
+        ..Knobs::default()
+    })
+    .await;
+    let (code, v) = probe_json(&d.url(), &[]).await;
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(verdicts(&v), want(&[]));
+    let (code, v) = probe_json(&d.url(), &["--strict"]).await;
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["strict"], true);
+    assert_eq!(v["exit_code"], 1);
+    assert!(v["warnings"].as_u64().unwrap() >= 1, "{v:#}");
+    let run = run_probe(vec![d.url(), "--strict".into()]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("warn (--strict) (exit 1)"),
+        "{}",
+        run.stdout
+    );
+    // A deployment without warnings passes --strict.
+    let good = Deployment::start(Knobs::default()).await;
+    let (code, v) = probe_json(&good.url(), &["--strict"]).await;
+    assert_eq!(code, 0, "{v:#}");
 }
 
 // === reachability and bounds ===
@@ -1693,4 +1841,65 @@ async fn signpost_behind_nginx_passes_every_family() {
     );
     assert_no_credentials(&idp.all_requests());
     assert_no_credentials(&gateway.requests.lock().unwrap());
+}
+
+// === scopes and Entra (issue 13 findings the probe mirrors) ===
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_scope_anywhere_is_a_warning() {
+    let mut prm = good_prm();
+    prm.as_object_mut().unwrap().remove("scopes_supported");
+    let v = case(
+        Knobs {
+            challenge: vec![r#"Bearer resource_metadata="{hint}""#.to_owned()],
+            prm,
+            ..Knobs::default()
+        },
+        &[],
+        &[],
+        ("prm.scopes", "warn"),
+    )
+    .await;
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "prm.scopes")
+        .unwrap();
+    assert!(
+        c["summary"].as_str().unwrap().contains("access_denied"),
+        "{c}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_access_in_the_challenge_is_a_warning() {
+    case(
+        Knobs {
+            challenge: vec![
+                r#"Bearer resource_metadata="{hint}", scope="mcp:tools offline_access""#.to_owned(),
+            ],
+            ..Knobs::default()
+        },
+        &[],
+        &[],
+        ("prm.scopes", "warn"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entra_authorization_server_is_told_the_resource_rule() {
+    let mut as_doc = good_as();
+    as_doc["cloud_instance_name"] = json!("microsoftonline.com");
+    case(
+        Knobs {
+            as_oauth: Some(as_doc),
+            ..Knobs::default()
+        },
+        &[],
+        &[],
+        ("as.entra_resource", "warn"),
+    )
+    .await;
 }

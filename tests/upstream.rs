@@ -6,6 +6,10 @@
 
 mod common;
 
+/// The invariants every rendered registry keeps (shared with the fuzz targets).
+#[path = "fuzz/check.rs"]
+mod check;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +25,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use signpost::fetch::{Fetcher, Limits};
-use signpost::upstream::discover::{Discovery, Finding, Severity, Use, discover, judge};
+use signpost::upstream::discover::{
+    Discovery, Finding, Severity, Usage, Use, discover, discover_with_cors, judge, judge_usage,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -47,7 +53,10 @@ impl Answer {
     fn json(doc: &Value) -> Answer {
         Answer {
             status: 200,
-            headers: vec![("content-type", "application/json".into())],
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("access-control-allow-origin", "*".into()),
+            ],
             body: Bytes::from(doc.to_string()),
         }
     }
@@ -61,12 +70,16 @@ impl Answer {
     }
 }
 
-/// A loopback IdP: every path not given an answer is a 404.
+/// A loopback IdP: every path not given an answer is a 404. It answers every CORS preflight
+/// (`OPTIONS`) with 204 allowing everything, like a well-configured IdP, until [`Idp::no_cors`].
 struct Idp {
     addr: SocketAddr,
     routes: Arc<Mutex<HashMap<String, Answer>>>,
-    /// Every request's path, in arrival order.
+    /// Every request's path but the preflights', in arrival order.
     hits: Arc<Mutex<Vec<String>>>,
+    /// The paths of the preflights.
+    preflights: Arc<Mutex<Vec<String>>>,
+    cors: Arc<std::sync::atomic::AtomicBool>,
     /// While false, requests are counted but not answered.
     open: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -88,8 +101,15 @@ impl Idp {
         let addr = listener.local_addr().unwrap();
         let routes: Arc<Mutex<HashMap<String, Answer>>> = Arc::default();
         let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+        let preflights: Arc<Mutex<Vec<String>>> = Arc::default();
+        let cors = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (open, gate) = watch::channel(open);
-        let (r, h) = (routes.clone(), hits.clone());
+        let (r, h, p, c) = (
+            routes.clone(),
+            hits.clone(),
+            preflights.clone(),
+            cors.clone(),
+        );
         // The connections live in a JoinSet owned by the accept task: aborting that task closes
         // every keep-alive connection too, so a killed IdP is really gone.
         let task = tokio::spawn(async move {
@@ -99,10 +119,16 @@ impl Idp {
                     continue;
                 };
                 let (routes, hits, gate) = (r.clone(), h.clone(), gate.clone());
+                let (preflights, cors) = (p.clone(), c.clone());
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let (routes, hits, mut gate) = (routes.clone(), hits.clone(), gate.clone());
+                    let (preflights, cors) = (preflights.clone(), cors.clone());
                     async move {
                         let path = req.uri().path().to_owned();
+                        if req.method() == hyper::Method::OPTIONS {
+                            preflights.lock().unwrap().push(path);
+                            return Ok(preflight(cors.load(std::sync::atomic::Ordering::SeqCst)));
+                        }
                         hits.lock().unwrap().push(path.clone());
                         let _ = gate.wait_for(|open| *open).await;
                         let answer = routes.lock().unwrap().get(&path).cloned();
@@ -121,9 +147,16 @@ impl Idp {
             addr,
             routes,
             hits,
+            preflights,
+            cors,
             open,
             task,
         }
+    }
+
+    /// From now on, preflights are refused (405, no CORS headers).
+    fn no_cors(&self) {
+        self.cors.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -154,6 +187,27 @@ impl Drop for Idp {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A preflight answer: allowing everything, or a bare 405.
+fn preflight(allow: bool) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    if allow {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        for (k, v) in [
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-methods", "GET, POST, OPTIONS"),
+            (
+                "access-control-allow-headers",
+                "content-type, authorization, mcp-protocol-version",
+            ),
+        ] {
+            response.headers_mut().insert(k, v.parse().unwrap());
+        }
+    } else {
+        *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    }
+    response
 }
 
 fn respond(answer: Option<Answer>) -> Response<Full<Bytes>> {
@@ -275,6 +329,29 @@ fn rejected(d: &Discovery) -> &Finding {
     &d.findings[0]
 }
 
+/// How a server with `scopes` uses an upstream (nothing configured besides).
+fn usage(used_as: Use, scopes: &[String]) -> Usage<'_> {
+    Usage {
+        used_as,
+        scopes,
+        registration_configured: false,
+        cimd_configured: false,
+    }
+}
+
+/// The issuer finding of a discovery whose document names another issuer.
+fn mismatch(d: &Discovery, used_as: Use) -> Finding {
+    let (_, doc) = d
+        .document
+        .as_ref()
+        .expect("a mismatched document is still returned");
+    let scopes = ["openid".to_owned()];
+    judge_usage(doc, &d.notes, &usage(used_as, &scopes))
+        .into_iter()
+        .find(|f| f.code == "issuer_mismatch")
+        .unwrap_or_else(|| panic!("no issuer_mismatch: {:?}", d.notes))
+}
+
 // === One discovery ===
 
 #[tokio::test]
@@ -328,8 +405,8 @@ async fn root_issuer_with_a_trailing_slash_matches_only_when_configured_with_it(
     assert_eq!(results(&d), ["404", "200"]);
 
     let d = discover(&fetcher(), &without).await;
-    let f = rejected(&d);
-    assert_eq!(f.code, "issuer_mismatch");
+    let f = mismatch(&d, Use::Delegate);
+    assert_eq!(f.severity, Severity::Error);
     for needle in [
         format!("\"{with}\""),
         format!("\"{without}\""),
@@ -341,8 +418,7 @@ async fn root_issuer_with_a_trailing_slash_matches_only_when_configured_with_it(
     // And the other way round.
     idp.serve(OIDC, Answer::json(&metadata(&without)));
     let d = discover(&fetcher(), &with).await;
-    let f = rejected(&d);
-    assert_eq!(f.code, "issuer_mismatch");
+    let f = mismatch(&d, Use::Delegate);
     assert!(
         f.message.contains("without the trailing slash"),
         "{}",
@@ -361,7 +437,9 @@ async fn entra_document_without_pkce_methods_warns_for_delegate_only() {
     let (_, doc) = accepted(&d);
     let delegate = judge(doc, Use::Delegate);
     assert_eq!(codes(&delegate), ["no_pkce_methods", "no_registration"]);
-    assert!(delegate.iter().all(|f| f.severity == Severity::Warning));
+    assert_eq!(delegate[0].severity, Severity::Warning);
+    // No way to register at all behind a delegate: every client fails.
+    assert_eq!(delegate[1].severity, Severity::Error);
     assert!(
         delegate[0].message.contains("facade"),
         "{}",
@@ -433,10 +511,15 @@ async fn another_realms_issuer_is_a_mismatch_with_a_suggestion() {
         &format!("{AS}/realms/eng"),
         Answer::json(&metadata(&published)),
     );
+    // The suggested issuer is checked first: it serves its own metadata.
+    idp.serve(
+        &format!("{AS}/realms/eng2"),
+        Answer::json(&metadata(&published)),
+    );
 
     let d = discover(&fetcher(), &issuer).await;
-    let f = rejected(&d);
-    assert_eq!(f.code, "issuer_mismatch");
+    let f = mismatch(&d, Use::Delegate);
+    assert_eq!(f.severity, Severity::Error);
     assert!(
         f.message
             .to_lowercase()
@@ -449,8 +532,47 @@ async fn another_realms_issuer_is_a_mismatch_with_a_suggestion() {
         "{}",
         f.message
     );
-    // A mismatch is an answer: no further URL is tried.
+    // A mismatch is an answer: no further URL of the configured issuer is tried.
     assert_eq!(results(&d), ["200"]);
+    // A facade tolerates it (it serves its own issuer), with a warning.
+    let f = mismatch(&d, Use::Facade);
+    assert_eq!(f.severity, Severity::Warning, "{}", f.message);
+}
+
+/// The issue's case: a Keycloak behind a proxy publishing `issuer` without the realm path. The
+/// path-less issuer serves nothing on its own, so it is never suggested; a facade still works.
+#[tokio::test]
+async fn an_issuer_without_its_path_is_never_suggested_unless_it_works() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    let pathless = idp.url("");
+    idp.serve(
+        &format!("/realms/eng{OIDC}"),
+        Answer::json(&metadata_with(&issuer, json!({"issuer": pathless}))),
+    );
+    let d = discover(&fetcher(), &issuer).await;
+    let f = mismatch(&d, Use::Delegate);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(!f.message.contains("Did you mean"), "{}", f.message);
+    assert!(
+        f.message.contains("cannot be used instead"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("facade"), "{}", f.message);
+    // The path-less issuer's own URLs were tried (and served nothing).
+    assert!(idp.hits().contains(&AS.to_owned()), "{:?}", idp.hits());
+    assert_eq!(mismatch(&d, Use::Facade).severity, Severity::Warning);
+
+    // Once the path-less issuer does serve its own metadata, it is suggested.
+    idp.serve(OIDC, Answer::json(&metadata(&pathless)));
+    let d = discover(&fetcher(), &issuer).await;
+    let f = mismatch(&d, Use::Delegate);
+    assert!(
+        f.message.contains(&format!("Did you mean \"{pathless}\"")),
+        "{}",
+        f.message
+    );
 }
 
 #[tokio::test]
@@ -740,8 +862,13 @@ async fn facade_answers_503_until_the_upstream_is_fetched_then_serves_its_endpoi
         .iter()
         .map(|f| f["code"].as_str().unwrap())
         .collect();
-    // A facade is not told about the missing PKCE methods: it adds S256 itself.
-    assert_eq!(found, ["private_host"], "{eng}");
+    // A facade is not told about the missing PKCE methods: it adds S256 itself. The upstream
+    // looks like Keycloak (which sends RFC 9207 `iss`), and the server has no scopes.
+    assert_eq!(
+        found,
+        ["private_host", "iss_parameter_likely", "no_scopes"],
+        "{eng}"
+    );
     assert_eq!(
         metric(&s, "signpost_upstream_fetches_total{result=\"ok\"}").await,
         1
@@ -861,7 +988,12 @@ async fn a_reload_fetches_only_upstreams_it_adds_and_forgets_removed_ones() {
         .collect();
     assert_eq!(
         found,
-        ["private_host", "no_pkce_methods", "no_registration"]
+        [
+            "private_host",
+            "no_pkce_methods",
+            "no_registration",
+            "no_scopes"
+        ]
     );
     assert_eq!(st["upstreams"]["tools"]["serving"], "ok");
 
@@ -961,7 +1093,6 @@ async fn check_online_exits_0_when_every_finding_is_a_warning() {
         &format!(
             r#""keycloak": {{ "mode": "delegate", "issuer": "{kc_issuer}" }},
                "auth0": {{ "mode": "delegate", "issuer": "{auth0_issuer}" }},
-               "entra": {{ "mode": "delegate", "issuer": "{entra_issuer}" }},
                "entra-facade": {{ "mode": "facade", "issuer": "{entra_issuer}", "discover": true }},
                "cimd": {{ "mode": "delegate", "issuer": "{cimd_issuer}" }},
                "plain": {{ "mode": "delegate", "issuer": "{plain_issuer}" }}"#
@@ -981,15 +1112,14 @@ async fn check_online_exits_0_when_every_finding_is_a_warning() {
     );
     assert_eq!(kc_report.matches("→ 404").count(), 2, "{kc_report}");
     for (server, expected) in [
-        ("keycloak", &["private_host"][..]),
-        ("auth0", &["private_host"]),
+        ("keycloak", &["private_host", "no_scopes"][..]),
+        ("auth0", &["private_host", "no_scopes"]),
         (
-            "entra",
-            &["private_host", "no_pkce_methods", "no_registration"],
+            "entra-facade",
+            &["private_host", "no_registration", "no_scopes"],
         ),
-        ("entra-facade", &["private_host", "no_registration"]),
-        ("cimd", &["private_host"]),
-        ("plain", &["private_host", "no_s256"]),
+        ("cimd", &["private_host", "no_scopes"]),
+        ("plain", &["private_host", "no_s256", "no_scopes"]),
     ] {
         let report = section(&stdout, server);
         for code in expected {
@@ -1005,10 +1135,6 @@ async fn check_online_exits_0_when_every_finding_is_a_warning() {
         );
         assert!(!report.contains("error "), "{report}");
     }
-    assert_eq!(
-        section(&stdout, "entra").matches("no_pkce_methods").count(),
-        1
-    );
     assert!(!section(&stdout, "entra-facade").contains("no_pkce_methods"));
 }
 
@@ -1022,6 +1148,16 @@ async fn check_online_exits_1_on_any_error_finding() {
     kc.serve(
         &format!("{AS}/realms/eng"),
         Answer::json(&metadata(&kc.url("/realms/eng2"))),
+    );
+    kc.serve(
+        &format!("{AS}/realms/eng2"),
+        Answer::json(&metadata(&kc.url("/realms/eng2"))),
+    );
+    let entra = Idp::start().await;
+    let entra_issuer = entra.url("/tenant/v2.0");
+    entra.serve(
+        &format!("/tenant/v2.0{OIDC}"),
+        Answer::json(&entra_metadata(&entra_issuer)),
     );
     let iss = Idp::start().await;
     let iss_issuer = iss.url("/realms/iss");
@@ -1061,7 +1197,8 @@ async fn check_online_exits_1_on_any_error_finding() {
                "iss-delegate": {{ "mode": "delegate", "issuer": "{iss_issuer}" }},
                "moved": {{ "mode": "delegate", "issuer": "{redirect_issuer}" }},
                "huge": {{ "mode": "delegate", "issuer": "{huge_issuer}" }},
-               "hang": {{ "mode": "delegate", "issuer": "{hang_issuer}" }}"#,
+               "hang": {{ "mode": "delegate", "issuer": "{hang_issuer}" }},
+               "entra": {{ "mode": "delegate", "issuer": "{entra_issuer}" }}"#,
             auth0_slash.trim_end_matches('/')
         ),
     );
@@ -1080,6 +1217,7 @@ async fn check_online_exits_1_on_any_error_finding() {
         ("moved", "error   unreachable: "),
         ("huge", "error   invalid_metadata: "),
         ("hang", "error   unreachable: "),
+        ("entra", "error   no_registration: "),
     ] {
         let report = section(&stdout, server);
         assert!(report.contains(expected), "{expected} not in {report}");
@@ -1091,7 +1229,11 @@ async fn check_online_exits_1_on_any_error_finding() {
     let delegate = section(&stdout, "iss-delegate");
     assert!(!delegate.contains("error "), "{delegate}");
     assert!(delegate.contains("warning private_host: "), "{delegate}");
-    assert!(stderr.contains("6 error findings"), "{stderr}");
+    assert!(stderr.contains("7 error findings"), "{stderr}");
+    assert!(
+        section(&stdout, "entra").contains("client ID metadata documents"),
+        "the fix leads with client ID metadata documents"
+    );
     assert_eq!(elsewhere.hits(), Vec::<String>::new());
 }
 
@@ -1165,4 +1307,582 @@ async fn status_says_why_a_facade_still_answers_503_and_a_failure_is_a_finding()
     let gone = &st["upstreams"]["gone"]["findings"];
     assert_eq!(gone[0]["code"], "unreachable", "{st}");
     assert_eq!(gone[0]["severity"], "error", "{st}");
+}
+
+// === Findings that predict the login (issue 13) ===
+
+fn scopes(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The codes of every finding of `d` for `used_as` with `scopes`.
+fn judged(d: &Discovery, used_as: Use, scopes: &[String]) -> Vec<&'static str> {
+    let (_, doc) = d.document.as_ref().expect("accepted");
+    codes(&judge_usage(doc, &d.notes, &usage(used_as, scopes)))
+}
+
+#[tokio::test]
+async fn cors_on_the_idps_metadata_registration_and_token_endpoints_is_checked() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    let path = format!("{AS}/realms/eng");
+    idp.serve(&path, Answer::json(&metadata(&issuer)));
+    let tools = scopes(&["openid"]);
+
+    let d = discover_with_cors(&fetcher(), &issuer).await;
+    assert_eq!(d.notes.cors.len(), 3, "{:?}", d.notes.cors);
+    for used_as in [Use::Delegate, Use::Facade] {
+        let found = judged(&d, used_as, &tools);
+        assert!(!found.iter().any(|c| c.starts_with("cors_")), "{found:?}");
+    }
+    let preflights = idp.preflights.lock().unwrap().clone();
+    assert_eq!(preflights.len(), 3, "{preflights:?}");
+
+    // The same IdP without CORS: no preflight passes, no answer carries Allow-Origin.
+    idp.no_cors();
+    let mut bare = Answer::json(&metadata(&issuer));
+    bare.headers
+        .retain(|(k, _)| !k.starts_with("access-control"));
+    idp.serve(&path, bare);
+    let before = idp.hits().len();
+    let d = discover_with_cors(&fetcher(), &issuer).await;
+    let delegate = judged(&d, Use::Delegate, &tools);
+    assert!(
+        delegate.ends_with(&["cors_metadata", "cors_registration", "cors_token"]),
+        "{delegate:?}"
+    );
+    // A facade serves its own metadata with CORS: only the endpoints the browser calls itself.
+    let facade = judged(&d, Use::Facade, &tools);
+    assert!(!facade.contains(&"cors_metadata"), "{facade:?}");
+    assert!(
+        facade.ends_with(&["cors_registration", "cors_token"]),
+        "{facade:?}"
+    );
+    let (_, doc) = d.document.as_ref().unwrap();
+    let all = judge_usage(doc, &d.notes, &usage(Use::Delegate, &tools));
+    let message = |code: &str| {
+        all.iter()
+            .find(|f| f.code == code)
+            .map(|f| f.message.clone())
+            .unwrap()
+    };
+    assert!(message("cors_metadata").contains("facade\" fixes it"));
+    assert!(message("cors_registration").contains("only the IdP can fix it"));
+    assert!(message("cors_token").contains("only the IdP can fix it"));
+    assert!(
+        all.iter()
+            .all(|f| !f.code.starts_with("cors_") || f.severity == Severity::Warning)
+    );
+    // Side-effect free: besides the metadata search, only GETs with an Origin were sent (the
+    // token endpoint's, after its preflight failed, and the metadata's); nothing was POSTed.
+    let after: Vec<String> = idp.hits()[before..].to_vec();
+    assert!(
+        after.contains(&"/realms/eng/protocol/openid-connect/token".to_owned()),
+        "{after:?}"
+    );
+    assert!(
+        !after.contains(&"/realms/eng/clients-registrations/openid-connect".to_owned()),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn scopes_missing_unknown_to_the_idp_or_holding_offline_access_are_findings() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    idp.serve(
+        &format!("{AS}/realms/eng"),
+        Answer::json(&metadata_with(
+            &issuer,
+            json!({"scopes_supported": ["openid", "mcp:tools", "offline_access"]}),
+        )),
+    );
+    let d = discover(&fetcher(), &issuer).await;
+    let has = |s: &[&str], code: &str| {
+        [Use::Delegate, Use::Facade]
+            .iter()
+            .all(|u| judged(&d, *u, &scopes(s)).contains(&code))
+    };
+    assert!(has(&[], "no_scopes"));
+    assert!(!has(&["mcp:tools"], "no_scopes"));
+    assert!(has(&["mcp:admin"], "scope_not_supported"));
+    assert!(!has(&["mcp:tools"], "scope_not_supported"));
+    assert!(has(
+        &["mcp:tools", "offline_access"],
+        "offline_access_scope"
+    ));
+    assert!(!has(&["mcp:tools"], "offline_access_scope"));
+    let (_, doc) = d.document.as_ref().unwrap();
+    let none = judge_usage(doc, &d.notes, &usage(Use::Delegate, &[]));
+    let f = none.iter().find(|f| f.code == "no_scopes").unwrap();
+    assert!(
+        f.message.contains("TypeScript") && f.message.contains("Python"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn a_facade_over_an_idp_known_to_send_iss_is_warned_and_one_advertising_it_is_an_error() {
+    let idp = Idp::start().await;
+    let any = scopes(&["openid"]);
+    // Keycloak's shape (`/realms/…`, `/protocol/openid-connect/…`).
+    let kc = idp.url("/realms/eng");
+    idp.serve(&format!("{AS}/realms/eng"), Answer::json(&metadata(&kc)));
+    let d = discover(&fetcher(), &kc).await;
+    assert!(judged(&d, Use::Facade, &any).contains(&"iss_parameter_likely"));
+    assert!(!judged(&d, Use::Delegate, &any).contains(&"iss_parameter_likely"));
+    // oidc-provider's routes.
+    let op = idp.url("/oidc");
+    let base = op.clone();
+    idp.serve(
+        &format!("{AS}/oidc"),
+        Answer::json(&json!({
+            "issuer": op, "authorization_endpoint": format!("{base}/auth"),
+            "token_endpoint": format!("{base}/token"), "registration_endpoint": format!("{base}/reg"),
+            "userinfo_endpoint": format!("{base}/me"), "end_session_endpoint": format!("{base}/session/end"),
+            "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"]
+        })),
+    );
+    let d = discover(&fetcher(), &op).await;
+    let (_, doc) = d.document.as_ref().unwrap();
+    let f = judge_usage(doc, &d.notes, &usage(Use::Facade, &any));
+    let likely = f.iter().find(|f| f.code == "iss_parameter_likely").unwrap();
+    assert_eq!(likely.severity, Severity::Warning);
+    assert!(
+        likely.message.contains("oidc-provider"),
+        "{}",
+        likely.message
+    );
+    // A generic IdP: nothing to say.
+    let plain = idp.url("/as");
+    idp.serve(
+        &format!("{AS}/as"),
+        Answer::json(&json!({
+            "issuer": plain, "authorization_endpoint": format!("{plain}/authorize"),
+            "token_endpoint": format!("{plain}/token"), "registration_endpoint": format!("{plain}/register"),
+            "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"]
+        })),
+    );
+    let d = discover(&fetcher(), &plain).await;
+    assert!(!judged(&d, Use::Facade, &any).contains(&"iss_parameter_likely"));
+    // Advertised: the error, not also the warning.
+    idp.serve(
+        &format!("{AS}/realms/eng"),
+        Answer::json(&metadata_with(
+            &kc,
+            json!({"authorization_response_iss_parameter_supported": true}),
+        )),
+    );
+    let d = discover(&fetcher(), &kc).await;
+    let found = judged(&d, Use::Facade, &any);
+    assert!(found.contains(&"iss_parameter_with_facade"), "{found:?}");
+    assert!(!found.contains(&"iss_parameter_likely"), "{found:?}");
+}
+
+#[tokio::test]
+async fn an_entra_idp_is_told_the_resource_rule() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/tenant/v2.0");
+    let path = format!("/tenant/v2.0{OIDC}");
+    idp.serve(&path, Answer::json(&entra_metadata(&issuer)));
+    let any = scopes(&["openid"]);
+    let d = discover(&fetcher(), &issuer).await;
+    assert!(!judged(&d, Use::Delegate, &any).contains(&"entra_resource"));
+    // The fields only Entra's metadata carries (its host cannot be on loopback).
+    let mut doc = entra_metadata(&issuer);
+    doc["cloud_instance_name"] = json!("microsoftonline.com");
+    doc["tenant_region_scope"] = json!("EU");
+    idp.serve(&path, Answer::json(&doc));
+    let d = discover(&fetcher(), &issuer).await;
+    for used_as in [Use::Delegate, Use::Facade] {
+        assert!(
+            judged(&d, used_as, &any).contains(&"entra_resource"),
+            "{used_as:?}"
+        );
+    }
+    let (_, doc) = d.document.as_ref().unwrap();
+    let f = judge_usage(doc, &d.notes, &usage(Use::Delegate, &any));
+    let entra = f.iter().find(|f| f.code == "entra_resource").unwrap();
+    assert!(entra.message.contains("AADSTS9010010"), "{}", entra.message);
+    assert!(
+        entra.message.contains("Application ID URI"),
+        "{}",
+        entra.message
+    );
+}
+
+#[tokio::test]
+async fn a_facade_carries_the_upstreams_scopes_and_tolerates_its_different_issuer() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    let upstream = metadata_with(
+        &issuer,
+        json!({"issuer": idp.url(""), "scopes_supported": ["openid", "mcp:tools"]}),
+    );
+    idp.serve(&format!("{AS}/realms/eng"), Answer::json(&upstream));
+    let config = format!(
+        r#"{{ "public_url": "https://gw.example.com", "servers": {{
+          "eng": {{ "mode": "facade", "issuer": "{issuer}", "discover": true }},
+          "set": {{ "mode": "facade", "issuer": "{issuer}", "discover": true, "scopes": ["mcp:tools"],
+                    "resource_paths": ["/set/{{server}}"] }} }} }}"#
+    );
+    let s = TestServer::start_with_upstreams(&config, Limits::default()).await;
+    wait_until(DEADLINE, "the facade's metadata", || async {
+        get(s.public, ENG_AS).await.status == 200
+    })
+    .await;
+    let doc = get(s.public, ENG_AS).await.json();
+    assert_eq!(doc["issuer"], "https://gw.example.com/eng");
+    assert_eq!(doc["scopes_supported"], json!(["openid", "mcp:tools"]));
+    // Never into the PRM: that lists what the resource needs, and the server set nothing.
+    let prm = get(
+        s.public,
+        "/.well-known/oauth-protected-resource/mcp/eng/mcp",
+    )
+    .await
+    .json();
+    assert!(prm.get("scopes_supported").is_none(), "{prm}");
+    // The server's own scopes win.
+    let set = get(s.public, "/.well-known/oauth-authorization-server/set")
+        .await
+        .json();
+    assert_eq!(set["scopes_supported"], json!(["mcp:tools"]));
+
+    let st = status(&s).await;
+    let eng = &st["upstreams"]["eng"];
+    assert_eq!(eng["serving"], "ok", "{eng}");
+    let mismatch = eng["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "issuer_mismatch")
+        .unwrap_or_else(|| panic!("{eng}"));
+    assert_eq!(mismatch["severity"], "warning");
+    let metrics = get(s.admin, "/metrics").await.text();
+    assert!(
+        metrics.contains(
+            r#"signpost_upstream_findings{server="eng",code="issuer_mismatch",severity="warning"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"signpost_upstream_findings{server="eng",code="no_scopes",severity="warning"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"server="set",code="no_scopes""#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn relayed_values_the_config_check_would_refuse_are_dropped_and_reported() {
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    let hostile = metadata_with(
+        &issuer,
+        json!({
+            "token_endpoint": "http://metadata.example.com/token",
+            "registration_endpoint": "javascript:alert(1)",
+            "revocation_endpoint": 42,
+            "token_endpoint_auth_methods_supported": [null, "", {}],
+            "client_id_metadata_document_supported": "yes",
+            "scopes_supported": ["openid", "two words"],
+        }),
+    );
+    idp.serve(&format!("{AS}/realms/eng"), Answer::json(&hostile));
+    let gone = idp.url("/realms/gone");
+    let config = format!(
+        r#"{{ "public_url": "https://gw.example.com", "servers": {{
+          "eng": {{ "mode": "facade", "issuer": "{issuer}", "discover": true, "scopes": ["openid"] }},
+          "fixed": {{ "mode": "facade", "issuer": "{issuer}", "discover": true, "scopes": ["openid"],
+                      "token_endpoint": "https://sso.example.com/token",
+                      "resource_paths": ["/fixed/{{server}}"] }},
+          "gone": {{ "mode": "facade", "issuer": "{gone}", "discover": true, "scopes": ["openid"],
+                     "resource_paths": ["/gone/{{server}}"] }} }} }}"#
+    );
+    let s = TestServer::start_with_upstreams(&config, Limits::default()).await;
+    let fixed_as = "/.well-known/oauth-authorization-server/fixed";
+    wait_until(DEADLINE, "the fixed facade's metadata", || async {
+        get(s.public, fixed_as).await.status == 200
+    })
+    .await;
+    let doc = get(s.public, fixed_as).await.json();
+    assert_eq!(doc["token_endpoint"], "https://sso.example.com/token");
+    assert_eq!(
+        doc["authorization_endpoint"],
+        hostile["authorization_endpoint"]
+    );
+    for key in [
+        "registration_endpoint",
+        "revocation_endpoint",
+        "token_endpoint_auth_methods_supported",
+        "client_id_metadata_document_supported",
+    ] {
+        assert!(doc.get(key).is_none(), "{key} relayed: {doc}");
+    }
+    // The one without a usable token endpoint says it was rejected, and why.
+    let r = get(s.public, ENG_AS).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let why = r.json()["error_description"].as_str().unwrap().to_owned();
+    assert!(why.starts_with("rejected: invalid_upstream_value"), "{why}");
+    assert!(
+        why.contains("token_endpoint") && why.contains("plain http"),
+        "{why}"
+    );
+    wait_until(DEADLINE, "the gone upstream's failure", || async {
+        get(s.public, "/.well-known/oauth-authorization-server/gone")
+            .await
+            .json()["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("rejected: unreachable"))
+    })
+    .await;
+    let st = status(&s).await;
+    assert!(
+        st["upstreams"]["eng"]["serving"]
+            .as_str()
+            .unwrap()
+            .starts_with("503: rejected: invalid_upstream_value"),
+        "{st}"
+    );
+    assert!(
+        st["upstreams"]["gone"]["serving"]
+            .as_str()
+            .unwrap()
+            .starts_with("503: rejected: unreachable"),
+        "{st}"
+    );
+    let dropped: Vec<String> = st["upstreams"]["fixed"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "invalid_upstream_value")
+        .map(|f| f["message"].as_str().unwrap().to_owned())
+        .collect();
+    for key in [
+        "token_endpoint",
+        "registration_endpoint",
+        "revocation_endpoint",
+        "token_endpoint_auth_methods_supported",
+        "client_id_metadata_document_supported",
+        "scopes_supported",
+    ] {
+        assert!(
+            dropped
+                .iter()
+                .any(|m| m.contains(&format!("upstream's {key} "))),
+            "{key} not reported: {dropped:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn client_id_metadata_documents_are_advertised_for_facades_and_gateways_with_none_kept() {
+    let config = r#"{ "public_url": "https://gw.example.com",
+      "gateway": { "token_endpoint_auth_methods_supported": ["client_secret_post"] },
+      "servers": {
+        "eng": { "mode": "facade", "issuer": "https://sso.example.com/realms/eng",
+                 "authorization_endpoint": "https://sso.example.com/auth",
+                 "token_endpoint": "https://sso.example.com/token",
+                 "client_id_metadata_document_supported": true, "scopes": ["openid"] },
+        "gw": { "mode": "gateway", "client_id_metadata_document_supported": true },
+        "off": { "mode": "gateway", "client_id_metadata_document_supported": false }
+      } }"#;
+    let s = TestServer::start(config).await;
+    let eng = get(s.public, ENG_AS).await.json();
+    assert_eq!(eng["client_id_metadata_document_supported"], true, "{eng}");
+    assert_eq!(
+        eng["token_endpoint_auth_methods_supported"],
+        json!(["none"])
+    );
+    let gw = get(s.public, "/.well-known/oauth-authorization-server/gw")
+        .await
+        .json();
+    assert_eq!(gw["client_id_metadata_document_supported"], true, "{gw}");
+    assert_eq!(
+        gw["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_post", "none"])
+    );
+    let off = get(s.public, "/.well-known/oauth-authorization-server/off")
+        .await
+        .json();
+    assert!(
+        off.get("client_id_metadata_document_supported").is_none(),
+        "{off}"
+    );
+    assert_eq!(
+        off["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_post"])
+    );
+
+    // Misplaced on a delegate server: the check says which modes take it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        r#""d": { "mode": "delegate", "issuer": "https://sso.example.com", "client_id_metadata_document_supported": true }"#,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("only facade and gateway servers"),
+        "{stderr}"
+    );
+
+    // A facade advertising them needs no registration endpoint upstream.
+    let idp = Idp::start().await;
+    let issuer = idp.url("/realms/eng");
+    idp.serve(
+        &format!("{AS}/realms/eng"),
+        Answer::json(&metadata_with(
+            &issuer,
+            json!({"registration_endpoint": null}),
+        )),
+    );
+    let d = discover(&fetcher(), &issuer).await;
+    let (_, doc) = d.document.as_ref().unwrap();
+    let any = scopes(&["openid"]);
+    let with = Usage {
+        cimd_configured: true,
+        ..usage(Use::Facade, &any)
+    };
+    assert!(!codes(&judge_usage(doc, &d.notes, &with)).contains(&"no_registration"));
+    assert!(
+        codes(&judge_usage(doc, &d.notes, &usage(Use::Facade, &any))).contains(&"no_registration")
+    );
+}
+
+// === Hostile relayed documents, generated ===
+
+mod relayed {
+    //! Whatever an upstream document holds, a facade serves only what the config check would
+    //! accept: generated documents mixing valid, hostile and ill-typed values for every relayed
+    //! key, rendered through the real registry and checked with the fuzz targets' invariants.
+
+    use super::*;
+    use proptest::prelude::*;
+    use signpost::registry::{Registry, Source};
+    use signpost::upstream::{Documents, Relay};
+
+    const ISSUER: &str = "https://sso.example.com/realms/eng";
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(json!("https://sso.example.com/realms/eng/auth")),
+            Just(json!("http://127.0.0.1:8080/token")),
+            Just(json!("http://metadata.internal/token")),
+            Just(json!("javascript:alert(1)")),
+            Just(json!("https://user:pw@sso.example.com/x")),
+            Just(json!("https://sso.example.com/x#frag")),
+            Just(json!("https://sso.example.com/a b")),
+            Just(json!("")),
+            Just(json!("none")),
+            Just(json!("two words")),
+            Just(json!(null)),
+            Just(json!(true)),
+            Just(json!("yes")),
+            Just(json!(42)),
+            Just(json!({})),
+            "[ -~]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop::collection::vec(inner, 0..4).prop_map(Value::Array)
+        })
+    }
+
+    fn document() -> impl Strategy<Value = Map<String, Value>> {
+        const KEYS: [&str; 9] = [
+            "authorization_endpoint",
+            "token_endpoint",
+            "registration_endpoint",
+            "revocation_endpoint",
+            "token_endpoint_auth_methods_supported",
+            "scopes_supported",
+            "client_id_metadata_document_supported",
+            "code_challenge_methods_supported",
+            "authorization_response_iss_parameter_supported",
+        ];
+        prop::collection::vec((prop::sample::select(&KEYS[..]), value()), 0..12).prop_map(|kv| {
+            let mut m = Map::new();
+            m.insert("issuer".into(), json!(ISSUER));
+            for (k, v) in kv {
+                m.insert(k.to_owned(), v);
+            }
+            m
+        })
+    }
+
+    fn is_relayable_url(v: &Value) -> bool {
+        let Some(s) = v.as_str() else { return false };
+        let Ok(u) = url::Url::parse(s) else {
+            return false;
+        };
+        (u.scheme() == "https" || (u.scheme() == "http" && signpost::fetch::is_loopback(&u)))
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.fragment().is_none()
+            && !s.contains(' ')
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_facade_relays_only_values_the_config_check_accepts(doc in document()) {
+            let mut clean = doc.clone();
+            let dropped = signpost::upstream::discover::sanitize(&mut clean);
+            // Idempotent: what is left passes again untouched.
+            let mut again = clean.clone();
+            prop_assert!(signpost::upstream::discover::sanitize(&mut again).is_empty());
+            prop_assert_eq!(&again, &clean);
+            let config = signpost::config::parse(
+                &format!(r#"{{ "public_url": "https://gw.example.com", "servers": {{
+                    "eng": {{ "mode": "facade", "issuer": "{ISSUER}", "discover": true }} }} }}"#),
+                "f.json",
+            )
+            .unwrap();
+            let source = Source {
+                path: "f.json".into(),
+                generation: 1,
+                content_sha256: String::new(),
+                loaded_at: std::time::UNIX_EPOCH,
+            };
+            let mut docs = Documents::new();
+            docs.insert(ISSUER.to_owned(), Relay { document: Some(Arc::new(clean)), failure: None, dropped });
+            let registry = Registry::build(config, source).with_upstreams(&docs);
+            check::check_registry(&registry);
+            let site = &registry.sites[0];
+            let served = site.find(ENG_AS).expect("the facade's document");
+            let body: Value = serde_json::from_slice(&served.body()).unwrap();
+            if served.status == 200 {
+                for key in ["authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint"] {
+                    if let Some(v) = body.get(key) {
+                        prop_assert!(is_relayable_url(v), "{} = {} served", key, v);
+                    }
+                }
+                for key in ["token_endpoint_auth_methods_supported", "scopes_supported"] {
+                    if let Some(v) = body.get(key) {
+                        let list = v.as_array().expect("a list");
+                        prop_assert!(!list.is_empty());
+                        prop_assert!(list.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty())), "{} = {}", key, v);
+                    }
+                }
+                if let Some(v) = body.get("client_id_metadata_document_supported") {
+                    prop_assert!(v.is_boolean(), "{}", v);
+                }
+            } else {
+                prop_assert_eq!(served.status, 503);
+                let why = body["error_description"].as_str().unwrap_or("");
+                prop_assert!(why.starts_with("rejected: "), "{}", why);
+            }
+        }
+    }
 }

@@ -195,6 +195,9 @@ pub struct HostedAs {
     pub registration_endpoint: Option<String>,
     /// Empty: omitted from the document.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// `client_id_metadata_document_supported` from the server's config; `None`: a facade takes
+    /// the upstream's, a gateway omits it.
+    pub client_id_metadata_document_supported: Option<bool>,
 }
 
 /// Decodes (UTF-8 only, with a fix for every other encoding), parses and validates a config
@@ -367,6 +370,7 @@ struct RawServer {
     token_endpoint: Option<String>,
     registration_endpoint: Option<String>,
     discover: bool,
+    client_id_metadata_document_supported: Option<bool>,
 }
 
 const MODES: &[&str] = &["delegate", "facade", "gateway", "none"];
@@ -392,6 +396,8 @@ const COMMON_SERVER_KEYS: &[&str] = &[
     "resource_documentation",
     "resource_paths",
 ];
+/// Advertise client ID metadata documents in the AS document signpost serves (facade, gateway).
+const CIMD_KEY: &str = "client_id_metadata_document_supported";
 const FACADE_KEYS: &[&str] = &[
     "issuer",
     "facade_issuer",
@@ -622,7 +628,7 @@ impl Validator {
             };
             self.warn(
                 &first,
-                format!("facade{others}: if the upstream IdP adds RFC 9207 \"iss\" to its authorization response (Keycloak does by default), MCP clients compare it with the facade issuer and reject the login; turn that off at the IdP or use mode \"delegate\" (`check --online` tells whether the IdP advertises it)"),
+                format!("facade{others}: a facade works only with IdPs that do not put RFC 9207 \"iss\" on the authorization redirect (Keycloak does by default, oidc-provider always): 2026-07-28 clients compare it with the facade issuer and reject the login; \"delegate\" is the default choice, use a facade only for such an IdP (`check --online` tells whether it advertises or looks like sending \"iss\")"),
             );
         }
         self.conflicting_paths(&raw);
@@ -980,13 +986,19 @@ impl Validator {
         };
         let allowed: Vec<&str> = match mode {
             Some(ModeKind::Delegate) => [COMMON_SERVER_KEYS, &["issuer", "discover"]].concat(),
-            Some(ModeKind::Facade) => [COMMON_SERVER_KEYS, FACADE_KEYS, &["discover"]].concat(),
+            Some(ModeKind::Facade) => {
+                [COMMON_SERVER_KEYS, FACADE_KEYS, &["discover", CIMD_KEY]].concat()
+            }
             // Without a valid mode, accept every known key so only the mode is reported.
-            None => [COMMON_SERVER_KEYS, FACADE_KEYS, &["discover"]].concat(),
-            Some(ModeKind::Gateway | ModeKind::None) => COMMON_SERVER_KEYS.to_vec(),
+            None => [COMMON_SERVER_KEYS, FACADE_KEYS, &["discover", CIMD_KEY]].concat(),
+            Some(ModeKind::Gateway) => [COMMON_SERVER_KEYS, &[CIMD_KEY]].concat(),
+            Some(ModeKind::None) => COMMON_SERVER_KEYS.to_vec(),
         };
         let mode_name = mode.map_or("", ModeKind::as_str);
         self.check_keys(obj, &path, &allowed, |key| {
+            if key == CIMD_KEY {
+                return Some(format!("not used in mode \"{mode_name}\" (only facade and gateway servers, whose metadata signpost serves, take it); remove it or change the mode"));
+            }
             (FACADE_KEYS.contains(&key) || key == "discover").then(|| {
                 let used_by = if matches!(key, "issuer" | "discover") { "delegate and facade" } else { "facade" };
                 format!("not used in mode \"{mode_name}\" (only {used_by} servers take it); remove it or change the mode")
@@ -1007,6 +1019,7 @@ impl Validator {
             token_endpoint: None,
             registration_endpoint: None,
             discover: false,
+            client_id_metadata_document_supported: None,
         };
         for (key, value) in obj {
             let kpath = child(&path, key);
@@ -1041,6 +1054,10 @@ impl Validator {
                 "resource_paths" => server.paths = self.resource_paths(&kpath, value, true),
                 "discover" => match value.as_bool() {
                     Some(b) => server.discover = b,
+                    None => self.error(&kpath, "must be true or false"),
+                },
+                CIMD_KEY => match value.as_bool() {
+                    Some(b) => server.client_id_metadata_document_supported = Some(b),
                     None => self.error(&kpath, "must be true or false"),
                 },
                 "issuer" => {
@@ -1104,7 +1121,10 @@ impl Validator {
                     }
                 }
                 self.facades.push(child(&path, "mode"));
-                if server.registration_endpoint.is_none() && !server.discover {
+                if server.registration_endpoint.is_none()
+                    && !server.discover
+                    && server.client_id_metadata_document_supported != Some(true)
+                {
                     self.warn(&path, "facade without \"registration_endpoint\": the TypeScript SDK cannot register a client and the Python SDK posts to the gateway's /register; add the upstream's registration endpoint if it has one");
                 }
             }
@@ -1190,6 +1210,8 @@ impl Validator {
                                 token_endpoint: r.token_endpoint.clone().unwrap_or_default(),
                                 registration_endpoint: r.registration_endpoint.clone(),
                                 token_endpoint_auth_methods_supported: Vec::new(),
+                                client_id_metadata_document_supported: r
+                                    .client_id_metadata_document_supported,
                             }),
                             issuer,
                         }
@@ -1228,6 +1250,8 @@ impl Validator {
                                 token_endpoint_auth_methods_supported: gateway
                                     .token_endpoint_auth_methods_supported
                                     .clone(),
+                                client_id_metadata_document_supported: r
+                                    .client_id_metadata_document_supported,
                             }),
                             issuer,
                         }

@@ -437,6 +437,21 @@ async fn walk(strict: &Fetcher, url: &str) -> Result<Found, String> {
             why.join("; ")
         ));
     }
+    // A document naming another issuer is returned (a facade tolerates it); a delegate cannot.
+    if let (Some(_), Some((_, doc))) = (&d.notes.published_issuer, &d.document) {
+        let usage = crate::upstream::discover::Usage {
+            used_as: crate::upstream::discover::Use::Delegate,
+            scopes: &[],
+            registration_configured: false,
+            cimd_configured: false,
+        };
+        let why = crate::upstream::discover::judge_usage(doc, &d.notes, &usage)
+            .into_iter()
+            .find(|f| f.code == "issuer_mismatch")
+            .map(|f| f.message)
+            .unwrap_or_default();
+        return Err(format!("{prm_url} names issuer {issuer}, but: {why}"));
+    }
     let notes = d
         .findings
         .iter()

@@ -155,7 +155,7 @@ pub fn fix_for(check: &str) -> &'static str {
             "Publish an authorization server on a public host, or run the MCP endpoint on loopback too for a local setup."
         }
         "cors.mcp_preflight" => {
-            "Answer OPTIONS on the MCP URL without auth, allowing the Origin and the headers authorization, content-type and mcp-protocol-version."
+            "Answer OPTIONS on the MCP URL without auth, allowing the Origin and every requested header (echo Access-Control-Request-Headers: 2026-07-28 clients add mcp-method, mcp-name and mcp-param-*)."
         }
         "cors.challenge_allow_origin" => {
             "Add `Access-Control-Allow-Origin` to the MCP endpoint's 401."
@@ -171,6 +171,24 @@ pub fn fix_for(check: &str) -> &'static str {
         }
         "cors.as_allow_origin" => {
             "Add `Access-Control-Allow-Origin` to the AS metadata responses (signpost's facade mode serves them with CORS)."
+        }
+        "cors.redirect" => {
+            "Serve every discovery document at the URL clients request, without a redirect: a browser page follows none during discovery, not even a same-origin one."
+        }
+        "cors.registration" => {
+            "Enable CORS on the IdP's registration endpoint (answer the OPTIONS preflight of a JSON POST for the page's Origin); only the IdP can fix it, a facade does not."
+        }
+        "cors.token" => {
+            "Enable CORS on the IdP's token endpoint (Access-Control-Allow-Origin on its answers and preflights); only the IdP can fix it, a facade does not."
+        }
+        "prm.scopes" => {
+            "Give the server the scopes it needs (signpost's `scopes`), without offline_access: they go into the challenge and the PRM."
+        }
+        "as.entra_resource" => {
+            "Set the Entra app registration's Application ID URI to the MCP URL (clients send it as RFC 8707 resource; Entra answers AADSTS9010010 otherwise)."
+        }
+        "challenge.invalid_token" => {
+            "Make the gateway answer a request with an invalid or expired token with 401 (and `error=\"invalid_token\"`), as for no token: any other status keeps clients from logging in again."
         }
         _ => "",
     }
@@ -436,6 +454,21 @@ fn get_doc<'a>(
     };
     match outcome {
         Ok(r) => {
+            if m.browser && !r.redirects.is_empty() {
+                let hops: Vec<String> = r
+                    .redirects
+                    .iter()
+                    .map(|(from, to)| format!("{from} → {to}"))
+                    .collect();
+                return Got::Failed {
+                    check: "cors.redirect",
+                    strong: true,
+                    why: format!(
+                        "{url} redirects ({}); a browser page follows no redirect during discovery",
+                        hops.join(", ")
+                    ),
+                };
+            }
             if m.browser {
                 if let Some(p) = allow_origin_problem(r, &seen.origin) {
                     return Got::Failed {
@@ -744,12 +777,7 @@ fn walk(seen: &Observed, m: Model, expect_issuer: Option<&str>) -> Verdict {
     }
     let view_source: Option<&Resp> = if m.browser {
         if let Some(p) = seen.get(Kind::McpPreflight, mcp).and_then(|o| {
-            preflight_problem(
-                o,
-                &seen.origin,
-                "POST",
-                &["authorization", "content-type", "mcp-protocol-version"],
-            )
+            preflight_problem(o, &seen.origin, "POST", &super::gather::MCP_BASE_HEADERS)
         }) {
             return w.fail(
                 "cors.mcp_preflight",
@@ -1133,7 +1161,64 @@ fn walk(seen: &Observed, m: Model, expect_issuer: Option<&str>) -> Verdict {
             return w.fail("as.private_host", format!("the authorization server {issuer} is on a private or loopback host and the MCP URL is not on loopback: rmcp rejects it"));
         }
     }
+    if m.browser {
+        let endpoint = |key: &str| {
+            doc.get(key)
+                .and_then(Value::as_str)
+                .and_then(|s| Url::parse(s).ok())
+        };
+        if let Some(reg) = endpoint("registration_endpoint") {
+            if let Some(p) = endpoint_cors_problem(seen, &reg, false) {
+                return w.fail(
+                    "cors.registration",
+                    format!("the browser cannot register at {reg}: {p}"),
+                );
+            }
+        }
+        if let Some(token) = endpoint("token_endpoint") {
+            if let Some(p) = endpoint_cors_problem(seen, &token, true) {
+                return w.fail(
+                    "cors.token",
+                    format!("the browser cannot redeem its code at {token}: {p}"),
+                );
+            }
+        }
+    }
+    if let Some(p) = invalid_token_problem(seen) {
+        return w.fail("challenge.invalid_token", p);
+    }
     w.v
+}
+
+/// Why a browser page cannot POST to `url` (registration: a JSON POST, always preflighted; token:
+/// a form POST, readable when either its preflight passes or its answers carry Allow-Origin).
+fn endpoint_cors_problem(seen: &Observed, url: &Url, simple: bool) -> Option<String> {
+    let pre = seen.get(Kind::PostPreflight, url)?;
+    let p = preflight_problem(pre, &seen.origin, "POST", &["content-type"])?;
+    if simple {
+        if let Some(Ok(r)) = seen.get(Kind::OriginGet, url) {
+            allow_origin_problem(r, &seen.origin)?;
+        }
+    }
+    Some(p)
+}
+
+/// Why the MCP endpoint's answer to the fake bearer keeps clients from logging in again.
+fn invalid_token_problem(seen: &Observed) -> Option<String> {
+    match seen.get(Kind::FakeBearer, &seen.mcp)? {
+        Ok(r) if r.status == 401 => None,
+        Ok(r) => {
+            let body: String = String::from_utf8_lossy(&r.body).chars().take(120).collect();
+            Some(format!(
+                "POST initialize with `Authorization: {}` answered {}, not 401 ({body:?}): a client whose token expired or was revoked gets that answer and never logs in again",
+                super::gather::FAKE_BEARER,
+                r.status
+            ))
+        }
+        Err(e) => Some(format!(
+            "POST initialize with an invalid bearer failed ({e}): clients with an expired token cannot log in again"
+        )),
+    }
 }
 
 // === the checklist ===
@@ -1280,6 +1365,33 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
             format!("POST initialize without a token: {}", status_text(other)),
             Vec::new(),
         ),
+    }
+    match seen.get(Kind::FakeBearer, mcp) {
+        None => b.add(
+            "challenge.invalid_token",
+            Status::Skip,
+            "not requested",
+            Vec::new(),
+        ),
+        Some(o) => {
+            let p = invalid_token_problem(seen);
+            b.add(
+                "challenge.invalid_token",
+                if p.is_none() {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                },
+                p.unwrap_or_else(|| {
+                    format!(
+                        "POST initialize with `Authorization: {}` → {}",
+                        super::gather::FAKE_BEARER,
+                        status_text(Some(o))
+                    )
+                }),
+                Vec::new(),
+            );
+        }
     }
     let get = seen.get(Kind::Get, mcp);
     let get_hint = get
@@ -1710,6 +1822,61 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
         ),
     }
 
+    // Which scopes clients will request (the challenge's, else the PRM's).
+    let prm_scopes: Vec<String> = primary
+        .as_ref()
+        .and_then(|(_, r)| json_object(r))
+        .and_then(|d| {
+            d.get("scopes_supported")?.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let challenge_scopes: Vec<String> = scope
+        .map(|(v, _)| {
+            v.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let requested = if challenge_scopes.is_empty() {
+        &prm_scopes
+    } else {
+        &challenge_scopes
+    };
+    if primary.is_none() {
+        b.add(
+            "prm.scopes",
+            Status::Skip,
+            "no metadata document",
+            Vec::new(),
+        );
+    } else if requested.is_empty() {
+        b.add(
+            "prm.scopes",
+            Status::Warn,
+            "no scope in the challenge or the PRM: TypeScript clients request no scope at all (strict IdPs such as oidc-provider answer access_denied); Python requests every scope of the AS metadata",
+            Vec::new(),
+        );
+    } else if requested.iter().any(|s| s == "offline_access") {
+        b.add(
+            "prm.scopes",
+            Status::Warn,
+            "offline_access is advertised, which MCP servers SHOULD NOT do (2025-11-25): every login asks for it",
+            Vec::new(),
+        );
+    } else {
+        b.add(
+            "prm.scopes",
+            Status::Pass,
+            format!("clients request {}", requested.join(" ")),
+            Vec::new(),
+        );
+    }
+
     // 3. Authorization-server metadata.
     let issuer = first_issuer.as_deref().and_then(|i| Url::parse(i).ok());
     let as_ids = [
@@ -1723,6 +1890,7 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
         "as.pkce_s256",
         "as.registration",
         "as.rfc9207",
+        "as.entra_resource",
         "as.private_host",
     ];
     let mut used: Option<(Url, &Resp)> = None;
@@ -1792,13 +1960,23 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
     // 4. CORS.
     match seen.get(Kind::McpPreflight, mcp) {
         Some(o) => {
-            let p = preflight_problem(
-                o,
-                origin,
-                "POST",
-                &["authorization", "content-type", "mcp-protocol-version"],
-            );
-            b.add("cors.mcp_preflight", if p.is_none() { Status::Pass } else { Status::Fail }, p.unwrap_or_else(|| format!("OPTIONS {mcp} allows POST from {origin} with authorization, content-type, mcp-protocol-version")), Vec::new());
+            let base = preflight_problem(o, origin, "POST", &super::gather::MCP_BASE_HEADERS);
+            let modern = preflight_problem(o, origin, "POST", &super::gather::MCP_2026_HEADERS);
+            let (status, summary) = match (base, modern) {
+                (Some(p), _) => (Status::Fail, p),
+                (None, Some(p)) => (
+                    Status::Warn,
+                    format!("{p}: 2026-07-28 browser clients, which send them on every POST, fail"),
+                ),
+                (None, None) => (
+                    Status::Pass,
+                    format!(
+                        "OPTIONS {mcp} allows POST from {origin} with {}",
+                        super::gather::MCP_PREFLIGHT_HEADERS
+                    ),
+                ),
+            };
+            b.add("cors.mcp_preflight", status, summary, Vec::new());
         }
         None => b.add(
             "cors.mcp_preflight",
@@ -1833,6 +2011,54 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
             Vec::new(),
         ),
     }
+    let as_doc = used.as_ref().and_then(|(_, r)| json_object(r));
+    for (key, id, simple) in [
+        ("registration_endpoint", "cors.registration", false),
+        ("token_endpoint", "cors.token", true),
+    ] {
+        match as_doc
+            .as_ref()
+            .and_then(|d| d.get(key)?.as_str().map(str::to_owned))
+            .and_then(|s| Url::parse(&s).ok())
+        {
+            Some(url) => match endpoint_cors_problem(seen, &url, simple) {
+                None if seen.get(Kind::PostPreflight, &url).is_none() => {
+                    b.add(id, Status::Skip, format!("{url} not requested"), Vec::new())
+                }
+                None => b.add(
+                    id,
+                    Status::Pass,
+                    format!("{url} allows a POST from {origin}"),
+                    Vec::new(),
+                ),
+                Some(p) => b.add(
+                    id,
+                    Status::Fail,
+                    format!("{url}: {p} (only the IdP can fix it)"),
+                    Vec::new(),
+                ),
+            },
+            None => b.add(id, Status::Skip, format!("no {key}"), Vec::new()),
+        }
+    }
+    let redirected: Vec<String> = seen
+        .exchanges
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::CorsGet | Kind::CorsSimpleGet))
+        .filter_map(|e| e.outcome.as_ref().ok())
+        .flat_map(|r| r.redirects.iter().map(|(f, t)| format!("{f} → {t}")))
+        .collect();
+    b.add(
+        "cors.redirect",
+        pass_warn(redirected.is_empty()),
+        if redirected.is_empty() {
+            "no redirect during discovery".to_owned()
+        } else {
+            "a discovery document is behind a redirect, which a browser page does not follow"
+                .to_owned()
+        },
+        redirected,
+    );
     let prm_url = primary.as_ref().map(|(u, _)| u.clone());
     let as_url = used.as_ref().map(|(u, _)| u.clone());
     for (url, pre_id, acao_id) in [
@@ -1912,6 +2138,7 @@ fn as_checks(
             "as.pkce_s256",
             "as.registration",
             "as.rfc9207",
+            "as.entra_resource",
             "as.private_host",
         ] {
             b.add(id, Status::Skip, "not a JSON object", Vec::new());
@@ -2039,6 +2266,17 @@ fn as_checks(
             "RFC 9207 `iss` not advertised (clients still check `iss` when the response carries it)".to_owned()
         } else {
             format!("the authorization endpoint {} is outside the issuer {issuer_raw} (a facade?): if that server sends RFC 9207 `iss` on its redirect, TS v2, Python and rmcp reject the login", auth_ep.map_or_else(String::new, |a| a.to_string()))
+        },
+        Vec::new(),
+    );
+    let entra = crate::upstream::discover::is_entra(&doc);
+    b.add(
+        "as.entra_resource",
+        if entra { Status::Warn } else { Status::Pass },
+        if entra {
+            "Entra ID: it rejects the RFC 8707 resource (the MCP URL) with AADSTS9010010 unless the app registration's Application ID URI is that URL".to_owned()
+        } else {
+            "not Entra ID".to_owned()
         },
         Vec::new(),
     );

@@ -2,7 +2,9 @@
 //! make (GET or POST, which `MCP-Protocol-Version`, with or without `Origin`), so the probe makes
 //! each distinct request once and the per-family walks in `eval` read the answers.
 //!
-//! Nothing here sends credentials: no `Authorization`, no `Cookie`, no client certificate.
+//! Nothing here sends credentials: no `Cookie`, no client certificate, and the only
+//! `Authorization` ever sent is the obviously fake [`FAKE_BEARER`] (to see how the MCP endpoint
+//! answers an invalid token).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,8 +21,16 @@ use crate::fetch::{FetchError, Fetched, Fetcher};
 pub const MODERN_VERSION: &str = "2025-11-25";
 /// The version rmcp sends.
 pub const LEGACY_VERSION: &str = "2024-11-05";
-/// What the browser asks to send on the MCP endpoint.
-pub const MCP_PREFLIGHT_HEADERS: &str = "authorization, content-type, mcp-protocol-version";
+/// What the browser asks to send on the MCP endpoint: what every client sends, then what
+/// 2026-07-28 clients add to every Streamable HTTP POST (`Mcp-Param-*` stands as `mcp-param-x`).
+pub const MCP_PREFLIGHT_HEADERS: &str =
+    "authorization, content-type, mcp-protocol-version, mcp-method, mcp-name, mcp-param-x";
+/// The headers of [`MCP_PREFLIGHT_HEADERS`] every client sends.
+pub const MCP_BASE_HEADERS: [&str; 3] = ["authorization", "content-type", "mcp-protocol-version"];
+/// The headers 2026-07-28 clients add.
+pub const MCP_2026_HEADERS: [&str; 3] = ["mcp-method", "mcp-name", "mcp-param-x"];
+/// The bearer the probe sends to see how an invalid token is answered: obviously not a token.
+pub const FAKE_BEARER: &str = "Bearer signpost-probe-not-a-token";
 
 const INITIALIZE: &str = concat!(
     r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","#,
@@ -53,6 +63,12 @@ pub enum Kind {
     CorsGet,
     /// Browser: the retry without custom headers after a failed preflight.
     CorsSimpleGet,
+    /// `POST initialize` with the fake bearer [`FAKE_BEARER`].
+    FakeBearer,
+    /// Browser: `OPTIONS` preflight of a `POST` with `content-type` (registration, token).
+    PostPreflight,
+    /// Browser: `GET` with `Origin` only (what a simple cross-origin request's answer carries).
+    OriginGet,
 }
 
 impl Kind {
@@ -70,6 +86,11 @@ impl Kind {
             Kind::CorsSimpleGet => {
                 "GET with Origin, no custom headers (retry after a failed preflight)"
             }
+            Kind::FakeBearer => {
+                "POST initialize with Authorization: Bearer signpost-probe-not-a-token"
+            }
+            Kind::PostPreflight => "OPTIONS preflight of a POST with content-type, with Origin",
+            Kind::OriginGet => "GET with Origin (no side effects)",
         }
     }
 }
@@ -295,6 +316,25 @@ fn request_for(kind: Kind, origin: &str) -> (Method, Vec<(&'static str, String)>
             Method::POST,
             post_headers(true),
             Bytes::from_static(INITIALIZE.as_bytes()),
+        ),
+        Kind::FakeBearer => {
+            let mut h = post_headers(false);
+            h.push(("authorization", FAKE_BEARER.to_owned()));
+            (Method::POST, h, Bytes::from_static(INITIALIZE.as_bytes()))
+        }
+        Kind::PostPreflight => (
+            Method::OPTIONS,
+            vec![
+                ("origin", origin.to_owned()),
+                ("access-control-request-method", "POST".to_owned()),
+                ("access-control-request-headers", "content-type".to_owned()),
+            ],
+            Bytes::new(),
+        ),
+        Kind::OriginGet => (
+            Method::GET,
+            vec![("origin", origin.to_owned())],
+            Bytes::new(),
         ),
         Kind::Get => (
             Method::GET,

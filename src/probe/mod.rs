@@ -118,6 +118,8 @@ pub struct Options {
     pub url: Url,
     pub origin: String,
     pub expect_issuer: Option<String>,
+    /// `--strict`: any warning fails too.
+    pub strict: bool,
     pub timeout: Duration,
     pub limits: Limits,
 }
@@ -143,6 +145,7 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
         url,
         origin: origin.trim_end_matches('/').to_owned(),
         expect_issuer: args.expect_issuer.clone(),
+        strict: args.strict,
         timeout: args.timeout,
         limits: Limits::default(),
     };
@@ -174,18 +177,31 @@ pub struct Report {
     pub checks: Vec<eval::Check>,
     pub verdicts: Vec<eval::Verdict>,
     pub elapsed: Duration,
+    /// `--strict`: a warning fails the probe too.
+    pub strict: bool,
 }
 
 impl Report {
-    /// 0 when every family passes, 2 when the endpoint cannot be reached at all, else 1.
+    /// 0 when every family passes (and, with `--strict`, no check warns), 2 when the endpoint
+    /// cannot be reached at all, else 1.
     pub fn exit_code(&self) -> u8 {
         if !self.reachable {
             2
-        } else if self.verdicts.iter().all(|v| v.failure.is_none()) {
+        } else if self.verdicts.iter().all(|v| v.failure.is_none())
+            && !(self.strict && self.warnings() > 0)
+        {
             0
         } else {
             1
         }
+    }
+
+    /// The checks that warn.
+    pub fn warnings(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == eval::Status::Warn)
+            .count()
     }
 }
 
@@ -208,6 +224,7 @@ pub async fn probe(options: &Options) -> Report {
         checks,
         verdicts,
         elapsed: started.elapsed(),
+        strict: options.strict,
     }
 }
 
@@ -223,6 +240,7 @@ async fn gather(s: &mut Session) -> bool {
     if !answered(&post) && !answered(&get) {
         return false;
     }
+    let _ = s.fetch(Kind::FakeBearer, &mcp).await;
     let _ = s.fetch(Kind::McpPreflight, &mcp).await;
     let cors_post = s.fetch(Kind::CorsPost, &mcp).await;
     s.resolve(&mcp).await;
@@ -273,6 +291,33 @@ async fn gather(s: &mut Session) -> bool {
                 }
             }
             cors_get(s, &url).await;
+            // The endpoints a browser page POSTs to itself: their CORS, without a POST.
+            if let Ok(r) = &o {
+                let doc: Option<serde_json::Value> = (r.status == 200)
+                    .then(|| serde_json::from_slice(&r.body).ok())
+                    .flatten();
+                for key in ["registration_endpoint", "token_endpoint"] {
+                    let Some(u) = doc
+                        .as_ref()
+                        .and_then(|d| d.get(key)?.as_str())
+                        .and_then(|e| Url::parse(e).ok())
+                    else {
+                        continue;
+                    };
+                    let pre = s.fetch(Kind::PostPreflight, &u).await;
+                    if key == "token_endpoint"
+                        && eval::preflight_problem(
+                            &pre,
+                            &s.seen.origin.clone(),
+                            "POST",
+                            &["content-type"],
+                        )
+                        .is_some()
+                    {
+                        let _ = s.fetch(Kind::OriginGet, &u).await;
+                    }
+                }
+            }
         }
     }
     true

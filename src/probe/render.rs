@@ -79,8 +79,8 @@ pub fn json(report: &Report, options: &Options) -> Value {
                 "kind": e.kind,
                 "description": e.kind.describe(),
                 "method": match e.kind {
-                    Kind::Post | Kind::CorsPost => "POST",
-                    Kind::McpPreflight | Kind::Preflight => "OPTIONS",
+                    Kind::Post | Kind::CorsPost | Kind::FakeBearer => "POST",
+                    Kind::McpPreflight | Kind::Preflight | Kind::PostPreflight => "OPTIONS",
                     _ => "GET",
                 },
                 "url": e.url.as_str(),
@@ -103,6 +103,8 @@ pub fn json(report: &Report, options: &Options) -> Value {
         "url": options.url.as_str(),
         "origin": options.origin,
         "expect_issuer": options.expect_issuer,
+        "strict": options.strict,
+        "warnings": report.warnings(),
         "reachable": report.reachable,
         "exit_code": report.exit_code(),
         "passed": passed,
@@ -205,6 +207,14 @@ pub fn human(report: &Report, options: &Options, colour: bool) -> String {
     let code = report.exit_code();
     let summary = match code {
         0 => p.wrap("32", &format!("all {passed} client families pass")),
+        1 if passed == Family::ALL.len() => p.wrap(
+            "1;31",
+            &format!(
+                "all {passed} client families pass, but {} check{} warn (--strict)",
+                report.warnings(),
+                if report.warnings() == 1 { "" } else { "s" }
+            ),
+        ),
         2 => p.wrap("1;31", "the MCP endpoint cannot be reached"),
         _ => p.wrap(
             "1;31",

@@ -67,9 +67,13 @@ pub struct Attempt {
 #[derive(Debug, Clone)]
 pub struct Discovery {
     pub attempts: Vec<Attempt>,
-    /// The accepted document and the URL it came from (`None` when nothing usable was found).
+    /// The accepted document (values a facade could not relay already dropped) and the URL it
+    /// came from (`None` when nothing usable was found).
     pub document: Option<(String, Map<String, Value>)>,
+    /// Findings that do not depend on how the upstream is used.
     pub findings: Vec<Finding>,
+    /// What [`judge_for`] needs beyond the document.
+    pub notes: Notes,
 }
 
 impl Discovery {
@@ -77,6 +81,44 @@ impl Discovery {
         self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 }
+
+/// What one discovery learned about the accepted document beyond its content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// The `issuer` the document publishes, when it is not byte-for-byte the configured one
+    /// (`configured_issuer`).
+    pub published_issuer: Option<String>,
+    pub configured_issuer: String,
+    /// Whether that published issuer works on its own: its metadata URLs serve a document with
+    /// exactly that issuer (only then is it suggested).
+    pub published_issuer_works: bool,
+    /// Values that break the rules the config check applies to the same keys, dropped from the
+    /// document: `(key, why)`.
+    pub dropped: Vec<(String, String)>,
+    /// CORS of the upstream's metadata, registration and token endpoints, as a browser page at
+    /// [`CORS_ORIGIN`] sees them (empty until [`probe_cors`] ran).
+    pub cors: Vec<Cors>,
+}
+
+/// One endpoint's CORS, found without side effects (an `OPTIONS` preflight, a `GET` with `Origin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub endpoint: Endpoint,
+    pub url: String,
+    /// Why a browser page cannot use it; `None` when it can.
+    pub problem: Option<String>,
+}
+
+/// The upstream endpoints a browser client calls itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Metadata,
+    Registration,
+    Token,
+}
+
+/// The origin the CORS checks ask for: the MCP Inspector's local page, the usual browser client.
+pub const CORS_ORIGIN: &str = "http://localhost:6274";
 
 /// The metadata URLs of `issuer` in the order MCP clients try them: with a path,
 /// `/.well-known/oauth-authorization-server/<path>`, `/.well-known/openid-configuration/<path>`,
@@ -105,24 +147,87 @@ pub fn candidate_urls(issuer: &Url) -> Vec<Url> {
 }
 
 /// Fetches the metadata of `issuer` (the configured string, byte-for-byte). The findings are those
-/// that do not depend on how the upstream is used; [`judge`] adds the rest.
+/// that do not depend on how the upstream is used; [`judge_for`] adds the rest from the document
+/// and the [`Notes`]. A document whose `issuer` differs from the configured one is still returned
+/// (a facade tolerates it; a delegate server is told it fails), with the published issuer checked
+/// on its own before anyone is told to use it.
 pub async fn discover(fetcher: &Fetcher, issuer: &str) -> Discovery {
-    let mut attempts = Vec::new();
-    let mut findings = Vec::new();
+    let mut notes = Notes::default();
     let Ok(issuer_url) = Url::parse(issuer) else {
-        findings.push(Finding::error(
-            "unreachable",
-            format!("issuer {issuer} is not a URL"),
-        ));
+        return Discovery {
+            attempts: Vec::new(),
+            document: None,
+            findings: vec![Finding::error(
+                "unreachable",
+                format!("issuer {issuer} is not a URL"),
+            )],
+            notes,
+        };
+    };
+    let (attempts, document, mut findings) = fetch_document(fetcher, issuer, &issuer_url).await;
+    let Some((source, mut doc)) = document else {
         return Discovery {
             attempts,
             document: None,
             findings,
+            notes,
         };
     };
+    let published = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if published != issuer {
+        notes.published_issuer_works = match Url::parse(&published) {
+            Ok(url) if !published.is_empty() => {
+                let (_, other, _) = fetch_document(fetcher, &published, &url).await;
+                other.is_some_and(|(_, d)| {
+                    d.get("issuer").and_then(Value::as_str) == Some(&published)
+                })
+            }
+            _ => false,
+        };
+        notes.published_issuer = Some(published);
+        notes.configured_issuer = issuer.to_owned();
+    }
+    notes.dropped = sanitize(&mut doc);
+    if let Some(f) = private_host(&issuer_url, fetcher.limits().connect_timeout).await {
+        findings.push(f);
+    }
+    Discovery {
+        attempts,
+        document: Some((source, doc)),
+        findings,
+        notes,
+    }
+}
+
+/// [`discover`], then [`probe_cors`] on the accepted document: what the runtime and
+/// `check --online` use.
+pub async fn discover_with_cors(fetcher: &Fetcher, issuer: &str) -> Discovery {
+    let mut d = discover(fetcher, issuer).await;
+    if let Some((source, doc)) = &d.document {
+        d.notes.cors = probe_cors(fetcher, source, doc).await;
+    }
+    d
+}
+
+/// The search over the candidate URLs: the first 200 with a JSON object, or the errors.
+async fn fetch_document(
+    fetcher: &Fetcher,
+    issuer: &str,
+    issuer_url: &Url,
+) -> (
+    Vec<Attempt>,
+    Option<(String, Map<String, Value>)>,
+    Vec<Finding>,
+) {
+    let mut attempts = Vec::new();
+    let mut findings = Vec::new();
     let mut reached = false;
     let mut document = None;
-    for url in candidate_urls(&issuer_url) {
+    for url in candidate_urls(issuer_url) {
         match fetcher.get_json(&url, &[]).await {
             Err(e) => {
                 attempts.push(Attempt {
@@ -172,60 +277,255 @@ pub async fn discover(fetcher: &Fetcher, issuer: &str) -> Discovery {
             }
         }
     }
-    let Some((source, doc)) = document else {
-        if findings.is_empty() {
-            let tried: Vec<String> = attempts
-                .iter()
-                .map(|a| format!("{} ({})", a.url, a.result))
-                .collect();
-            let why = if reached {
-                "none of them serves metadata"
-            } else {
-                "none of them answered"
-            };
-            findings.push(Finding::error(
-                "unreachable",
-                format!(
-                    "no authorization-server metadata for issuer {issuer}: tried {} and {why}; every client fails to log in. Check the issuer (a Keycloak realm issuer ends in /realms/<realm>)",
-                    tried.join(", ")
-                ),
-            ));
-        }
-        return Discovery {
-            attempts,
-            document: None,
-            findings,
+    if document.is_none() && findings.is_empty() {
+        let tried: Vec<String> = attempts
+            .iter()
+            .map(|a| format!("{} ({})", a.url, a.result))
+            .collect();
+        let why = if reached {
+            "none of them serves metadata"
+        } else {
+            "none of them answered"
         };
-    };
-    let published = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
-    if published != issuer {
         findings.push(Finding::error(
-            "issuer_mismatch",
+            "unreachable",
             format!(
-                "{source} says issuer {published:?} but the config says {issuer:?}; clients compare them exactly (RFC 8414 §3.3) and refuse to log in. {}",
-                suggest(issuer, published)
+                "no authorization-server metadata for issuer {issuer}: tried {} and {why}; every client fails to log in. Check the issuer (a Keycloak realm issuer ends in /realms/<realm>)",
+                tried.join(", ")
             ),
         ));
-        return Discovery {
-            attempts,
-            document: None,
-            findings,
+    }
+    (attempts, document, findings)
+}
+
+/// Keys whose values a facade relays (or the findings read) and the rule each must pass: the
+/// rules the config check applies to the same keys when they are written in the config.
+const URL_KEYS: [&str; 4] = [
+    "authorization_endpoint",
+    "token_endpoint",
+    "registration_endpoint",
+    "revocation_endpoint",
+];
+const LIST_KEYS: [&str; 4] = [
+    "token_endpoint_auth_methods_supported",
+    "scopes_supported",
+    "code_challenge_methods_supported",
+    "response_types_supported",
+];
+const BOOL_KEYS: [&str; 2] = [
+    "client_id_metadata_document_supported",
+    "authorization_response_iss_parameter_supported",
+];
+
+/// Drops every value of the checked keys that breaks its rule; returns `(key, why)` for each.
+/// Endpoints: absolute `https` (plain `http` only on a loopback host), no credentials, fragment,
+/// spaces or control characters. Lists: non-empty lists of non-empty strings (scopes also RFC
+/// 6749 scope tokens). Flags: JSON booleans.
+pub fn sanitize(doc: &mut Map<String, Value>) -> Vec<(String, String)> {
+    let mut dropped = Vec::new();
+    for key in URL_KEYS {
+        let Some(v) = doc.get(key) else { continue };
+        if let Some(why) = endpoint_problem(v) {
+            doc.remove(key);
+            dropped.push((key.to_owned(), why));
+        }
+    }
+    for key in LIST_KEYS {
+        let Some(v) = doc.get(key) else { continue };
+        let why = match v.as_array() {
+            None => Some("is not a list".to_owned()),
+            Some(a) if a.is_empty() => Some("is an empty list".to_owned()),
+            Some(a) => a.iter().find_map(|x| match x.as_str() {
+                None => Some(format!("holds {x}, not a string")),
+                Some("") => Some("holds an empty string".to_owned()),
+                Some(s)
+                    if key == "scopes_supported"
+                        && !s.bytes().all(crate::config::is_scope_char) =>
+                {
+                    Some(format!("holds {s:?}, not a scope token (RFC 6749 §3.3)"))
+                }
+                Some(_) => None,
+            }),
         };
+        if let Some(why) = why {
+            doc.remove(key);
+            dropped.push((key.to_owned(), why));
+        }
     }
-    if let Some(f) = private_host(&issuer_url, fetcher.limits().connect_timeout).await {
-        findings.push(f);
+    for key in BOOL_KEYS {
+        if let Some(v) = doc.get(key).filter(|v| !v.is_boolean()) {
+            let why = format!("is {}, not true or false", short(v));
+            doc.remove(key);
+            dropped.push((key.to_owned(), why));
+        }
     }
-    Discovery {
-        attempts,
-        document: Some((source, doc)),
-        findings,
+    dropped
+}
+
+/// Why a relayed endpoint value is unusable, if it is.
+fn endpoint_problem(v: &Value) -> Option<String> {
+    let Some(s) = v.as_str() else {
+        return Some(format!("is {}, not a URL string", short(v)));
+    };
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Some("contains spaces or control characters".to_owned());
+    }
+    let url = match Url::parse(s) {
+        Ok(u) => u,
+        Err(e) => return Some(format!("{} is not an absolute URL ({e})", short(v))),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if crate::fetch::is_loopback(&url) => {}
+        "http" => {
+            return Some(format!(
+                "{} is plain http on a host that is not loopback",
+                short(v)
+            ));
+        }
+        other => return Some(format!("{} has scheme {other:?}, not https", short(v))),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Some(format!("{} has no host", short(v)));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("carries credentials (user:password@)".to_owned());
+    }
+    if url.fragment().is_some() {
+        return Some(format!("{} has a fragment", short(v)));
+    }
+    None
+}
+
+/// A value for a message: its JSON, cut to 80 characters.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
     }
 }
 
-/// The closest fix for an issuer mismatch.
-fn suggest(configured: &str, published: &str) -> String {
+/// Checks, without side effects, whether a browser page at [`CORS_ORIGIN`] can use the upstream's
+/// metadata (`source`), registration and token endpoints: an `OPTIONS` preflight of what the
+/// browser sends each, and for the token endpoint (a form POST a browser may send without a
+/// preflight) a `GET` with `Origin` when the preflight fails. Nothing is registered or exchanged.
+pub async fn probe_cors(fetcher: &Fetcher, source: &str, doc: &Map<String, Value>) -> Vec<Cors> {
+    let mut out = Vec::new();
+    let mut targets = vec![(Endpoint::Metadata, source.to_owned())];
+    for (endpoint, key) in [
+        (Endpoint::Registration, "registration_endpoint"),
+        (Endpoint::Token, "token_endpoint"),
+    ] {
+        if let Some(url) = doc.get(key).and_then(Value::as_str) {
+            targets.push((endpoint, url.to_owned()));
+        }
+    }
+    for (endpoint, url) in targets {
+        let Ok(u) = Url::parse(&url) else { continue };
+        let (method, headers) = match endpoint {
+            Endpoint::Metadata => ("GET", "mcp-protocol-version"),
+            Endpoint::Registration | Endpoint::Token => ("POST", "content-type"),
+        };
+        let preflight = fetcher
+            .request(
+                hyper::Method::OPTIONS,
+                &u,
+                &[
+                    ("origin", CORS_ORIGIN),
+                    ("access-control-request-method", method),
+                    ("access-control-request-headers", headers),
+                ],
+                bytes::Bytes::new(),
+            )
+            .await;
+        let mut problem = match &preflight {
+            Ok(r) => preflight_problem(r.status.as_u16(), &r.headers, headers),
+            Err(e) => Some(format!("the preflight got no answer ({e})")),
+        };
+        // The metadata GET and a token request with only simple headers need no preflight:
+        // what the real request's answer carries decides.
+        if problem.is_some() && endpoint != Endpoint::Registration {
+            if let Ok(r) = fetcher
+                .request(
+                    hyper::Method::GET,
+                    &u,
+                    &[("origin", CORS_ORIGIN)],
+                    bytes::Bytes::new(),
+                )
+                .await
+            {
+                if allow_origin(&r.headers).is_none() {
+                    problem = None;
+                } else if endpoint == Endpoint::Metadata {
+                    problem = allow_origin(&r.headers);
+                }
+            }
+        }
+        out.push(Cors {
+            endpoint,
+            url,
+            problem,
+        });
+    }
+    out
+}
+
+/// What is wrong with a preflight answer allowing `headers` (comma-separated) from [`CORS_ORIGIN`].
+fn preflight_problem(status: u16, h: &hyper::HeaderMap, headers: &str) -> Option<String> {
+    if !(200..300).contains(&status) {
+        return Some(format!("the preflight (OPTIONS) answered {status}"));
+    }
+    if let Some(p) = allow_origin(h) {
+        return Some(p);
+    }
+    let allowed: Vec<String> = h
+        .get_all(hyper::header::ACCESS_CONTROL_ALLOW_HEADERS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let missing: Vec<&str> = headers
+        .split(',')
+        .map(str::trim)
+        .filter(|want| !allowed.iter().any(|a| a == want || a == "*"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the preflight does not allow the header{} {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        )
+    })
+}
+
+/// What is wrong with `Access-Control-Allow-Origin` for [`CORS_ORIGIN`], if anything.
+fn allow_origin(h: &hyper::HeaderMap) -> Option<String> {
+    let values: Vec<&str> = h
+        .get_all(hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    match values.as_slice() {
+        [] => Some("no Access-Control-Allow-Origin".to_owned()),
+        [v] if v.trim() == "*" || v.trim() == CORS_ORIGIN => None,
+        [v] => Some(format!(
+            "Access-Control-Allow-Origin is {v:?}, not * or {CORS_ORIGIN}"
+        )),
+        _ => Some("several Access-Control-Allow-Origin headers".to_owned()),
+    }
+}
+
+/// The fix for an issuer mismatch: the published issuer, suggested only when it works on its own.
+fn suggest(configured: &str, published: &str, works: bool) -> String {
     if published.is_empty() {
         return "The document has no issuer; the IdP's metadata is broken".into();
+    }
+    if !works {
+        return format!(
+            "\"{published}\" cannot be used instead: its own metadata URLs do not serve a document with that issuer, so clients starting from it fail too. The IdP publishes its metadata under a URL that is not its issuer (a proxy rewriting paths, a wrong public URL setting at the IdP): fix the IdP's issuer setting, or use mode \"facade\", which has its own issuer and tolerates this"
+        );
     }
     if published.trim_end_matches('/') == configured.trim_end_matches('/') {
         let slash = if published.ends_with('/') {
@@ -240,25 +540,219 @@ fn suggest(configured: &str, published: &str) -> String {
     format!("Did you mean \"{published}\"? Write the issuer exactly as the IdP publishes it")
 }
 
-/// [`judge`] for a configured server: a facade whose config names a registration endpoint does
-/// not need the upstream to advertise one.
-pub fn judge_for(doc: &Map<String, Value>, server: &crate::config::Server) -> Vec<Finding> {
-    let used_as = match server.mode {
-        crate::config::ModeKind::Facade => Use::Facade,
-        _ => Use::Delegate,
-    };
-    let registration_configured = server.auth.iter().any(|a| {
-        a.hosted
-            .as_ref()
-            .is_some_and(|h| h.registration_endpoint.is_some())
-    });
-    judge(doc, used_as)
-        .into_iter()
-        .filter(|f| !(registration_configured && f.code == "no_registration"))
-        .collect()
+/// What the findings for one server depend on besides the upstream's document.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage<'a> {
+    pub used_as: Use,
+    /// The server's `scopes`.
+    pub scopes: &'a [String],
+    /// A facade with its own `registration_endpoint` in the config.
+    pub registration_configured: bool,
+    /// A facade with `client_id_metadata_document_supported: true` in the config.
+    pub cimd_configured: bool,
 }
 
-/// What in an accepted document breaks which clients.
+impl<'a> Usage<'a> {
+    pub fn of(server: &'a crate::config::Server) -> Usage<'a> {
+        let hosted = server.auth.iter().filter_map(|a| a.hosted.as_ref());
+        Usage {
+            used_as: match server.mode {
+                crate::config::ModeKind::Facade => Use::Facade,
+                _ => Use::Delegate,
+            },
+            scopes: &server.scopes,
+            registration_configured: hosted.clone().any(|h| h.registration_endpoint.is_some()),
+            cimd_configured: hosted
+                .clone()
+                .any(|h| h.client_id_metadata_document_supported == Some(true)),
+        }
+    }
+}
+
+/// Every finding of an accepted document for a configured server, beyond the mode-independent
+/// ones of [`Discovery::findings`].
+pub fn judge_for(
+    doc: &Map<String, Value>,
+    notes: &Notes,
+    server: &crate::config::Server,
+) -> Vec<Finding> {
+    judge_usage(doc, notes, &Usage::of(server))
+}
+
+/// [`judge_for`] from a [`Usage`].
+pub fn judge_usage(doc: &Map<String, Value>, notes: &Notes, usage: &Usage<'_>) -> Vec<Finding> {
+    let facade = usage.used_as == Use::Facade;
+    let mut out = Vec::new();
+    if let Some(published) = &notes.published_issuer {
+        let configured = &notes.configured_issuer;
+        if facade {
+            out.push(Finding::warning(
+                "issuer_mismatch",
+                format!(
+                    "the upstream's metadata says issuer {published:?}, not the configured {configured:?}; tolerated for a facade, which serves its own issuer, but if the IdP puts RFC 9207 `iss` on its redirect the login fails anyway; write the issuer as the IdP publishes it if that works"
+                ),
+            ));
+        } else {
+            out.push(Finding::error(
+                "issuer_mismatch",
+                format!(
+                    "the upstream's metadata says issuer {published:?} but the config says {configured:?}; clients compare them exactly (RFC 8414 §3.3) and refuse to log in. {}",
+                    suggest(configured, published, notes.published_issuer_works)
+                ),
+            ));
+        }
+    }
+    let skip_registration = facade && (usage.registration_configured || usage.cimd_configured);
+    out.extend(
+        judge(doc, usage.used_as)
+            .into_iter()
+            .filter(|f| !(skip_registration && f.code == "no_registration")),
+    );
+    if facade
+        && !doc
+            .get("authorization_response_iss_parameter_supported")
+            .is_some_and(|v| v == &Value::Bool(true))
+    {
+        if let Some(kind) = sends_iss(doc) {
+            out.push(Finding::warning(
+                "iss_parameter_likely",
+                format!(
+                    "the upstream looks like {kind}, which puts RFC 9207 `iss` on its authorization redirect even without advertising it; behind a facade that `iss` differs from the facade's issuer and 2026-07-28 clients (TS v2, Python, rmcp) reject the login; use mode \"delegate\" (or turn `iss` off at the IdP)"
+                ),
+            ));
+        }
+    }
+    if is_entra(doc) {
+        out.push(Finding::warning(
+            "entra_resource",
+            "Entra ID rejects the RFC 8707 `resource` MCP clients send (the MCP URL) with AADSTS9010010 unless the app registration's Application ID URI is that MCP URL; set the app's Application ID URI to the MCP URL and expose its scopes under it (api://… URIs do not match)".into(),
+        ));
+    }
+    let upstream_scopes: Option<Vec<&str>> = doc
+        .get("scopes_supported")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect());
+    if usage.scopes.is_empty() {
+        let python = match (&upstream_scopes, facade) {
+            (Some(_), true) => {
+                "Python requests every scope of the upstream's scopes_supported (the facade carries them)"
+            }
+            (Some(_), false) => "Python requests every scope of the IdP's scopes_supported",
+            (None, _) => "Python requests none either",
+        };
+        out.push(Finding::warning(
+            "no_scopes",
+            format!("the server has no \"scopes\": TypeScript clients (v1, v2) then request no scope at all, and strict IdPs (oidc-provider) answer access_denied; {python}; set \"scopes\" to what the MCP server needs"),
+        ));
+    }
+    if let Some(supported) = &upstream_scopes {
+        let unknown: Vec<&str> = usage
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !supported.contains(s))
+            .collect();
+        if !unknown.is_empty() {
+            out.push(Finding::warning(
+                "scope_not_supported",
+                format!(
+                    "scope{} {} {} not in the IdP's scopes_supported {supported:?}: clients request {}, and strict IdPs (oidc-provider) refuse the registration or the authorization; use scopes the IdP lists",
+                    if unknown.len() == 1 { "" } else { "s" },
+                    unknown.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "),
+                    if unknown.len() == 1 { "is" } else { "are" },
+                    if unknown.len() == 1 { "it" } else { "them" },
+                ),
+            ));
+        }
+    }
+    if usage.scopes.iter().any(|s| s == "offline_access") {
+        out.push(Finding::warning(
+            "offline_access_scope",
+            "\"scopes\" holds offline_access, which MCP servers SHOULD NOT advertise (2025-11-25 spec): clients then request it on every login and IdPs that restrict refresh tokens refuse; remove it (clients ask for it themselves when they want a refresh token)".into(),
+        ));
+    }
+    for cors in &notes.cors {
+        let Some(problem) = &cors.problem else {
+            continue;
+        };
+        let f = match cors.endpoint {
+            Endpoint::Metadata if !facade => Finding::warning(
+                "cors_metadata",
+                format!(
+                    "browser clients (MCP Inspector, web apps) cannot read the IdP's metadata {}: {problem}; mode \"facade\" fixes it (signpost serves the metadata with CORS), or enable CORS at the IdP",
+                    cors.url
+                ),
+            ),
+            Endpoint::Metadata => continue,
+            Endpoint::Registration if facade && usage.registration_configured => continue,
+            Endpoint::Registration => Finding::warning(
+                "cors_registration",
+                format!(
+                    "browser clients cannot register at {}: {problem}; only the IdP can fix it (enable CORS on its registration endpoint); a facade does not help, since the browser calls that endpoint itself",
+                    cors.url
+                ),
+            ),
+            Endpoint::Token => Finding::warning(
+                "cors_token",
+                format!(
+                    "browser clients cannot redeem their code at {}: {problem}; only the IdP can fix it (enable CORS on its token endpoint); a facade does not help, since the browser calls that endpoint itself",
+                    cors.url
+                ),
+            ),
+        };
+        out.push(f);
+    }
+    if facade {
+        for (key, why) in &notes.dropped {
+            out.push(Finding::warning(
+                "invalid_upstream_value",
+                format!("the upstream's {key} {why}; the facade does not relay it (the config check refuses the same value); fix it at the IdP, or set it in the config"),
+            ));
+        }
+    }
+    out
+}
+
+/// The IdP software whose signatures the metadata carries, when it is one known to put RFC 9207
+/// `iss` on every authorization response: Keycloak (`/realms/…` issuers with
+/// `/protocol/openid-connect/` endpoints) or node oidc-provider (`/session/end`, `/me`, `/reg`).
+pub fn sends_iss(doc: &Map<String, Value>) -> Option<&'static str> {
+    let s = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or("");
+    if s("issuer").contains("/realms/")
+        && s("authorization_endpoint").contains("/protocol/openid-connect/")
+    {
+        return Some("Keycloak");
+    }
+    let oidc_provider = [
+        ("end_session_endpoint", "/session/end"),
+        ("userinfo_endpoint", "/me"),
+        ("registration_endpoint", "/reg"),
+        ("pushed_authorization_request_endpoint", "/request"),
+    ]
+    .iter()
+    .filter(|(k, end)| s(k).ends_with(end))
+    .count();
+    (oidc_provider >= 2).then_some("oidc-provider")
+}
+
+/// Entra ID (Azure AD): its issuer host, or the fields only its metadata carries.
+pub fn is_entra(doc: &Map<String, Value>) -> bool {
+    let host = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .and_then(|i| Url::parse(i).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    host.is_some_and(|h| {
+        h == "login.microsoftonline.com"
+            || h == "login.microsoftonline.us"
+            || h == "login.partner.microsoftonline.cn"
+            || h == "sts.windows.net"
+    }) || ["cloud_instance_name", "msgraph_host", "tenant_region_scope"]
+        .iter()
+        .any(|k| doc.contains_key(*k))
+}
+
+/// What in an accepted document breaks which clients, from the document alone.
 pub fn judge(doc: &Map<String, Value>, used_as: Use) -> Vec<Finding> {
     let mut out = Vec::new();
     let strings = |key: &str| -> Option<Vec<&str>> {
@@ -290,9 +784,20 @@ pub fn judge(doc: &Map<String, Value>, used_as: Use) -> Vec<Finding> {
         .is_none_or(str::is_empty)
         && !cimd
     {
-        out.push(Finding::warning(
+        let (make, rescue): (fn(&'static str, String) -> Finding, &str) = match used_as {
+            // Nothing else the client reads offers a way to register: every client fails.
+            Use::Delegate => (
+                Finding::error,
+                "; or use mode \"facade\" with a \"registration_endpoint\" or \"client_id_metadata_document_supported\" in the config",
+            ),
+            Use::Facade => (
+                Finding::warning,
+                "; or set \"registration_endpoint\" or \"client_id_metadata_document_supported\" for this facade in the config",
+            ),
+        };
+        out.push(make(
             "no_registration",
-            "no registration_endpoint and no client ID metadata document support: the TypeScript SDK cannot register a client and the Python SDK posts to the gateway's /register instead; enable dynamic client registration on the IdP".into(),
+            format!("no registration_endpoint and no client ID metadata document support: the TypeScript SDK cannot register a client and the Python SDK posts to the gateway's /register instead; enable client ID metadata documents at the IdP (client_id_metadata_document_supported, which 2026-07-28 clients prefer) or dynamic client registration{rescue}"),
         ));
     }
     if used_as == Use::Facade
@@ -397,13 +902,17 @@ mod tests {
     #[test]
     fn suggestions_name_the_trailing_slash() {
         assert!(
-            suggest("https://t.auth0.com", "https://t.auth0.com/")
+            suggest("https://t.auth0.com", "https://t.auth0.com/", true)
                 .contains("with the trailing slash")
         );
         assert!(
-            suggest("https://sso/realms/eng", "https://sso/realms/eng2")
-                .contains("\"https://sso/realms/eng2\"")
+            suggest("https://sso/realms/eng", "https://sso/realms/eng2", true)
+                .contains("Did you mean \"https://sso/realms/eng2\"")
         );
+        // A published issuer whose own metadata URLs do not serve it is never suggested.
+        let unverified = suggest("https://sso/realms/eng", "https://sso", false);
+        assert!(!unverified.contains("Did you mean"), "{unverified}");
+        assert!(unverified.contains("facade"), "{unverified}");
     }
 
     #[test]

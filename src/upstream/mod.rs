@@ -20,10 +20,20 @@ use serde_json::{Map, Value};
 use crate::fetch::Fetcher;
 use crate::registry::Registry;
 use crate::state::AppState;
-use discover::{Attempt, Discovery, Finding, discover};
+use discover::{Attempt, Discovery, Finding, Notes, discover_with_cors};
 
-/// Accepted upstream documents by issuer (the configured string).
-pub type Documents = HashMap<String, Arc<Map<String, Value>>>;
+/// What is known of each upstream for rendering facade metadata, by issuer (the configured string).
+pub type Documents = HashMap<String, Relay>;
+
+/// One upstream as the registry renders it: the accepted document, or why there is none.
+#[derive(Debug, Clone, Default)]
+pub struct Relay {
+    pub document: Option<Arc<Map<String, Value>>>,
+    /// The error of the last fetch, when no document was ever accepted.
+    pub failure: Option<Finding>,
+    /// Values dropped from the document because they break the config's rules: `(key, why)`.
+    pub dropped: Vec<(String, String)>,
+}
 
 /// The default `upstream_refresh`: one hour.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
@@ -43,6 +53,8 @@ pub struct UpstreamStatus {
     pub fetched_at: Option<SystemTime>,
     /// Findings of the accepted document that do not depend on the mode (private host, …).
     pub findings: Vec<Finding>,
+    /// What the mode-dependent findings need beyond the document (issuer, CORS, dropped values).
+    pub notes: Notes,
     /// Why the last fetch failed, if it did (the document above is then stale).
     pub last_error: Option<Finding>,
     pub last_attempt_at: Option<SystemTime>,
@@ -61,11 +73,19 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// The accepted documents, for rendering facade metadata.
+    /// The accepted documents (or why there is none), for rendering facade metadata.
     pub fn documents(&self) -> Documents {
         self.lock()
             .iter()
-            .filter_map(|(issuer, s)| s.document.clone().map(|d| (issuer.clone(), d)))
+            .filter(|(_, s)| s.document.is_some() || s.last_error.is_some())
+            .map(|(issuer, s)| {
+                let relay = Relay {
+                    document: s.document.clone(),
+                    failure: s.last_error.clone().filter(|_| s.document.is_none()),
+                    dropped: s.notes.dropped.clone(),
+                };
+                (issuer.clone(), relay)
+            })
             .collect()
     }
 
@@ -101,13 +121,17 @@ impl Upstreams {
                 entry.document = Some(Arc::new(doc));
                 entry.fetched_at = Some(now);
                 entry.findings = d.findings;
+                entry.notes = d.notes;
                 entry.last_error = None;
                 changed
             }
             None => {
                 self.fetches_error.fetch_add(1, Ordering::Relaxed);
-                entry.last_error = d.findings.into_iter().next();
-                false
+                let error = d.findings.into_iter().next();
+                // Without a document, the 503 says why: re-render when the reason changes.
+                let changed = entry.document.is_none() && entry.last_error != error;
+                entry.last_error = error;
+                changed
             }
         }
     }
@@ -176,13 +200,13 @@ async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String) {
     let mut now = state.upstreams.refresh.subscribe();
     let mut installs = state.subscribe_installs();
     loop {
-        let d = discover(&fetcher, &issuer).await;
+        let d = discover_with_cors(&fetcher, &issuer).await;
         let ok = d.document.is_some();
         if let Some(f) = d.findings.first().filter(|_| !ok) {
             tracing::warn!(issuer = %issuer, retry_in = ?backoff, "upstream metadata fetch failed: {}", f.message);
         }
         if state.upstreams.record(&issuer, d) {
-            tracing::info!(issuer = %issuer, "upstream metadata changed; rebuilding documents");
+            tracing::info!(issuer = %issuer, "upstream metadata (or why there is none) changed; rebuilding documents");
             // Rendering a large registry takes long enough to stall requests on an async worker.
             let s = state.clone();
             let _ = tokio::task::spawn_blocking(move || s.refresh_upstreams()).await;

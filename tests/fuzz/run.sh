@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (or those named) for SECONDS each, on the stable toolchain.
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]      (default: 60 s, targets router and config)
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]      (default: 60 s, targets router, config, relayed)
 #
 # Installs cargo-fuzz when missing. Seeds come from tests/fuzz/corpus/<target>/ (read only, in git);
 # what the fuzzer learns goes to tests/fuzz/work/<target>/ (ignored, kept between runs). A crash
@@ -19,7 +19,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(router config)
+  targets=(router config relayed)
 fi
 failed=()
 for t in "${targets[@]}"; do
