@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -180,11 +180,31 @@ impl Drop for Proc {
     }
 }
 
-/// `N` distinct ports nobody listens on right now: all bound at once, then released.
+/// `N` distinct ports nobody listens on right now, for processes that must be told their port
+/// before they start (signpost, the proxies). They come from below Linux's ephemeral range
+/// (32768–60999): a port the kernel hands out for `bind(0)` can be taken again as the source port
+/// of any outgoing connection before the process binds it, and these tests open hundreds. A
+/// per-process counter (test binaries run one at a time; their tests share the counter) keeps
+/// parallel tests apart; each port is checked bindable before it is returned.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Start each test binary somewhere else in the span, so that a process left over by an
+    // earlier binary is unlikely to sit on the first ports handed out.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut held = Vec::with_capacity(N);
+    while held.len() < N {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
     std::array::from_fn(|i| held[i].local_addr().expect("local addr").port())
 }
 
