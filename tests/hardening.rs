@@ -263,18 +263,23 @@ async fn drip_readers_lose_their_permits_and_new_clients_are_served() {
         .await
         .expect("a new client was answered while drip readers held every permit");
     assert_eq!(r.status, 200);
-    // Reading fast now, a drip reader still served would get all its answers.
+    // Reading fast now, a drip reader still served would get all its answers. The new client got
+    // the permit of at least one that was cut; the others may not have hit their stall deadline
+    // yet when they speed up (each connection's deadline runs on its own), so they may finish.
     go_fast.send(true).unwrap();
+    let mut answered = Vec::new();
     for d in drips {
-        let answered = tokio::time::timeout(Duration::from_secs(20), d)
-            .await
-            .expect("the connection ended")
-            .unwrap();
-        assert!(
-            answered < pipelined,
-            "a drip reader got all {answered} answers"
+        answered.push(
+            tokio::time::timeout(Duration::from_secs(20), d)
+                .await
+                .expect("the connection ended")
+                .unwrap(),
         );
     }
+    assert!(
+        answered.iter().any(|&a| a < pipelined),
+        "no drip reader was cut: answers {answered:?} of {pipelined} each"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
