@@ -49,7 +49,8 @@ const BACKEND_OWN: &str = "backend-own-challenge";
 mod harness;
 
 use harness::{
-    Behave, FakeSignpost, Proc, Response, e2e_dir, free_ports, http, repo, status_of, wait_until,
+    Behave, FakeSignpost, Proc, Response, e2e_dir, free_ports, http, repo, signpost_hint,
+    status_of, wait_until,
 };
 
 const INSTALL_HINT: &str = "run `.ci/install` (as root; it installs nginx, the headers-more module and tests/e2e/node_modules)";
@@ -274,24 +275,7 @@ impl Stack {
 
     /// What `signpost hint` says for this resource: the exact value nginx must relay.
     fn hint(&self, resource: &str) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args([
-                "hint",
-                "--config",
-                self.config.to_str().expect("utf-8"),
-                resource,
-            ])
-            .output()
-            .expect("run signpost hint");
-        assert!(
-            out.status.success(),
-            "signpost hint {resource}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim_end()
-            .to_owned()
+        signpost_hint(&self.config, resource)
     }
 
     /// Runs client.mjs (the real SDK) and returns its JSON report.

@@ -741,24 +741,7 @@ impl Stack {
 
     /// What `signpost hint` says for `resource`: the exact value the proxy must relay.
     pub fn hint(&self, resource: &str) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args([
-                "hint",
-                "--config",
-                self.config.to_str().expect("utf-8"),
-                resource,
-            ])
-            .output()
-            .expect("run signpost hint");
-        assert!(
-            out.status.success(),
-            "signpost hint {resource}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim_end()
-            .to_owned()
+        signpost_hint(&self.config, resource)
     }
 
     /// A token of the IdP for `resource` with `scope`, without a login (raw tests).
@@ -1156,4 +1139,27 @@ pub fn assert_login_at(stack: &Stack, report: &Value, url: &str, issuer: &str, a
     find_request(report, i, "MCP with the token", &ctx, |m, u, st| {
         m == "POST" && same(u) && st == 200
     });
+}
+
+/// What `signpost hint --config CONFIG RESOURCE` prints: the exact `WWW-Authenticate` value a
+/// proxy must relay for that resource.
+pub fn signpost_hint(config: &Path, resource: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args([
+            "hint",
+            "--config",
+            config.to_str().expect("utf-8"),
+            resource,
+        ])
+        .output()
+        .expect("run signpost hint");
+    assert!(
+        out.status.success(),
+        "signpost hint {resource}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim_end()
+        .to_owned()
 }
