@@ -189,7 +189,7 @@ const BIG_ANSWER: usize = 16_000;
 /// How many bytes loopback TCP takes from a sender whose reader (a 4 KiB receive buffer, like a
 /// drip reader's) reads nothing, until a write makes no progress for 300 ms. Measured rather than
 /// derived from `tcp_wmem`, because kernels and sandboxes buffer differently (on one CI machine
-/// twice `tcp_wmem`'s maximum was taken whole). At most 256 MiB.
+/// twice `tcp_wmem`'s maximum was taken whole). At most [`CAPACITY_CAP`].
 async fn loopback_capacity() -> usize {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -202,7 +202,7 @@ async fn loopback_capacity() -> usize {
     sender.set_nodelay(true).unwrap();
     let chunk = vec![0u8; 64 * 1024];
     let mut total = 0;
-    while total < 256 << 20 {
+    while total < CAPACITY_CAP {
         match tokio::time::timeout(Duration::from_millis(300), sender.write(&chunk)).await {
             Ok(Ok(n)) if n > 0 => total += n,
             _ => break,
@@ -211,9 +211,14 @@ async fn loopback_capacity() -> usize {
     total
 }
 
-/// Pipelined requests whose answers are twice what loopback TCP may buffer.
-async fn more_than_buffers() -> usize {
-    2 * loopback_capacity().await / BIG_ANSWER + 100
+/// Beyond this much, loopback TCP is taken to buffer without bound.
+const CAPACITY_CAP: usize = 256 << 20;
+
+/// Pipelined requests whose answers are twice what loopback TCP may buffer, or `None` where it
+/// buffers without bound (a client there cannot hold an answer back, so no write ever stalls).
+async fn more_than_buffers() -> Option<usize> {
+    let capacity = loopback_capacity().await;
+    (capacity < CAPACITY_CAP).then_some(2 * capacity / BIG_ANSWER + 100)
 }
 
 /// What became of a drip reader.
@@ -288,7 +293,8 @@ fn drip_reader(
 async fn drip_readers_lose_their_permits_and_new_clients_are_served() {
     let s = TestServer::start_with_settings(&big_prm_config(), settings(Duration::from_secs(1), 8))
         .await;
-    let pipelined = more_than_buffers().await;
+    let bounded = more_than_buffers().await;
+    let pipelined = bounded.unwrap_or(100);
     let (go_fast, fast) = tokio::sync::watch::channel(false);
     let (started, mut first_bytes) = tokio::sync::mpsc::channel(8);
     let drips: Vec<_> = (0..8)
@@ -318,6 +324,10 @@ async fn drip_readers_lose_their_permits_and_new_clients_are_served() {
                 .unwrap(),
         );
     }
+    if bounded.is_none() {
+        eprintln!("loopback TCP buffers without bound here: no write stalls, none is cut");
+        return;
+    }
     assert!(
         ended.iter().any(|d| d.reset && d.answers < pipelined),
         "no drip reader was cut: {ended:?} of {pipelined} answers each"
@@ -335,7 +345,7 @@ async fn silent_connections_are_shed_first_so_a_new_client_gets_its_prm_within_1
             .await;
     let (_fast, slow) = tokio::sync::watch::channel(false);
     let (started, _first_bytes) = tokio::sync::mpsc::channel(24);
-    let pipelined = more_than_buffers().await;
+    let pipelined = more_than_buffers().await.unwrap_or(100);
     let drips: Vec<_> = (0..24)
         .map(|_| drip_reader(s.public, pipelined, started.clone(), slow.clone()))
         .collect();
