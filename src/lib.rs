@@ -31,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod addr;
 pub mod admin;
 pub mod app;
 pub mod challenge;
@@ -47,3 +48,4 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod upstream;
+pub mod well_known;

@@ -384,8 +384,8 @@ async fn walk(strict: &Fetcher, url: &str) -> Result<Found, String> {
     let candidates = match hinted {
         Some(u) => vec![u],
         None => vec![
-            crate::probe::prm_path_inserted(&mcp),
-            crate::probe::prm_root(&mcp),
+            crate::well_known::prm_path_inserted(&mcp),
+            crate::well_known::prm_root(&mcp),
         ],
     };
     let mut tried = Vec::new();

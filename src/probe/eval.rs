@@ -13,7 +13,11 @@ use url::Url;
 
 use super::gather::{Failed, Kind, Observed, Outcome, Resp};
 use super::header::{self, parse_challenges};
-use super::{Family, Step, as_metadata_urls, is_oidc_url, origin_of, well_known_prm};
+use super::{Family, Step, origin_of};
+use crate::well_known::{
+    as_metadata_urls, is_oidc_url, prm_path_inserted, prm_root, prm_suffixed, prm_urls,
+    trimmed_path,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -633,7 +637,7 @@ pub fn host_class(
     url: &Url,
     addrs: &std::collections::HashMap<String, Vec<IpAddr>>,
 ) -> (bool, bool) {
-    if crate::fetch::is_loopback(url) {
+    if crate::addr::is_loopback_url(url) {
         return (true, true);
     }
     let list = url
@@ -650,7 +654,7 @@ pub fn host_class(
     } else {
         list
     };
-    let private = !list.is_empty() && list.iter().all(crate::upstream::discover::is_private);
+    let private = !list.is_empty() && list.iter().all(crate::addr::is_private);
     let loopback = !list.is_empty() && list.iter().all(|ip| ip.is_loopback());
     (private, loopback)
 }
@@ -846,8 +850,8 @@ fn walk(seen: &Observed, m: Model, expect_issuer: Option<&str>) -> Verdict {
     }
     let ts_no_fallback = m.ts_header && view.hint.is_some();
     if !ts_no_fallback {
-        for u in well_known_prm(mcp) {
-            if !m.rmcp && u == super::prm_suffixed(mcp) && u != super::prm_root(mcp) {
+        for u in prm_urls(mcp) {
+            if !m.rmcp && u == prm_suffixed(mcp) && u != prm_root(mcp) {
                 continue;
             }
             if !candidates.contains(&u) {
@@ -1030,7 +1034,7 @@ fn walk(seen: &Observed, m: Model, expect_issuer: Option<&str>) -> Verdict {
     let mut strong: Option<(&'static str, String)> = None;
     let mut weak: Vec<String> = Vec::new();
     let mut accepted: Option<(&Resp, serde_json::Map<String, Value>)> = None;
-    for url in as_metadata_urls(&issuer, m.rmcp) {
+    for url in as_metadata_urls(&issuer, trimmed_path(&issuer), m.rmcp) {
         let mut notes = Vec::new();
         let got = get_doc(seen, &m, &url, false, &mut notes);
         w.v.notes.extend(notes);
@@ -1570,9 +1574,9 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
         }
     }
     for (label, u) in [
-        ("path-inserted", super::prm_path_inserted(mcp)),
-        ("path-suffixed (rmcp)", super::prm_suffixed(mcp)),
-        ("root", super::prm_root(mcp)),
+        ("path-inserted", prm_path_inserted(mcp)),
+        ("path-suffixed (rmcp)", prm_suffixed(mcp)),
+        ("root", prm_root(mcp)),
     ] {
         if !candidates.iter().any(|(_, x)| *x == u) {
             candidates.push((label.to_owned(), u));
@@ -1897,9 +1901,9 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
     if let (Some(issuer), Some(issuer_raw)) = (&issuer, &first_issuer) {
         let mut lines = Vec::new();
         let mut five = Vec::new();
-        for u in as_metadata_urls(issuer, true) {
+        for u in as_metadata_urls(issuer, trimmed_path(issuer), true) {
             let o = seen.get(Kind::Modern, &u);
-            let rmcp_only = !super::trimmed_path(issuer).is_empty()
+            let rmcp_only = !trimmed_path(issuer).is_empty()
                 && u.path() == "/.well-known/oauth-authorization-server";
             lines.push(format!(
                 "{u} → {}{}",
@@ -2255,7 +2259,7 @@ fn as_checks(
         .and_then(Value::as_str)
         .and_then(|s| Url::parse(s).ok());
     let under_issuer = auth_ep.as_ref().is_some_and(|a| {
-        a.origin() == issuer.origin() && a.path().starts_with(super::trimmed_path(issuer))
+        a.origin() == issuer.origin() && a.path().starts_with(trimmed_path(issuer))
     });
     b.add(
         "as.rfc9207",

@@ -25,6 +25,7 @@ use url::Url;
 
 use crate::cli::ProbeArgs;
 use crate::fetch::{Fetcher, Limits};
+use crate::well_known;
 use gather::{Kind, Observed, Session};
 
 /// The default `--origin`: the MCP Inspector's local web page.
@@ -259,7 +260,7 @@ async fn gather(s: &mut Session) -> bool {
             }
         }
     }
-    for u in well_known_prm(&mcp) {
+    for u in well_known::prm_urls(&mcp) {
         push_unique(&mut candidates, u);
     }
     let mut issuers: Vec<Url> = Vec::new();
@@ -283,7 +284,7 @@ async fn gather(s: &mut Session) -> bool {
     // Authorization-server metadata of every `authorization_servers[0]` seen.
     for issuer in &issuers {
         s.resolve(issuer).await;
-        for url in as_metadata_urls(issuer, true) {
+        for url in well_known::as_metadata_urls(issuer, well_known::trimmed_path(issuer), true) {
             let o = s.fetch(Kind::Modern, &url).await;
             if let Some(to) = o.as_ref().err().and_then(|e| e.cross_origin_target()) {
                 if let Ok(to) = Url::parse(to) {
@@ -351,137 +352,4 @@ fn first_issuer(r: &gather::Resp) -> Option<Url> {
 /// `scheme://host[:port]` of a URL.
 pub fn origin_of(u: &Url) -> String {
     u.origin().ascii_serialization()
-}
-
-/// The MCP URL's path without one trailing `/` (`""` for the root).
-pub(crate) fn trimmed_path(u: &Url) -> &str {
-    let p = u.path();
-    p.strip_suffix('/').unwrap_or(p)
-}
-
-fn join_origin(u: &Url, path: &str) -> Url {
-    let mut out = u.clone();
-    out.set_path(path);
-    out.set_query(None);
-    out.set_fragment(None);
-    out
-}
-
-/// RFC 9728 §3.1: `/.well-known/oauth-protected-resource` inserted before the path.
-pub fn prm_path_inserted(mcp: &Url) -> Url {
-    join_origin(
-        mcp,
-        &format!("/.well-known/oauth-protected-resource{}", trimmed_path(mcp)),
-    )
-}
-
-pub fn prm_root(mcp: &Url) -> Url {
-    join_origin(mcp, "/.well-known/oauth-protected-resource")
-}
-
-/// rmcp's extra form: `<path>/.well-known/oauth-protected-resource`.
-pub fn prm_suffixed(mcp: &Url) -> Url {
-    join_origin(
-        mcp,
-        &format!("{}/.well-known/oauth-protected-resource", trimmed_path(mcp)),
-    )
-}
-
-/// Path-inserted, rmcp's suffixed form, root (deduplicated).
-pub fn well_known_prm(mcp: &Url) -> Vec<Url> {
-    let mut out = Vec::new();
-    for u in [prm_path_inserted(mcp), prm_suffixed(mcp), prm_root(mcp)] {
-        push_unique(&mut out, u);
-    }
-    out
-}
-
-/// The AS metadata URLs for an issuer, in MCP order; `rmcp_root` adds the root
-/// `oauth-authorization-server` form rmcp also tries for an issuer with a path.
-pub fn as_metadata_urls(issuer: &Url, rmcp_root: bool) -> Vec<Url> {
-    let path = trimmed_path(issuer);
-    let mut out = Vec::new();
-    if path.is_empty() {
-        out.push(join_origin(
-            issuer,
-            "/.well-known/oauth-authorization-server",
-        ));
-        out.push(join_origin(issuer, "/.well-known/openid-configuration"));
-    } else {
-        out.push(join_origin(
-            issuer,
-            &format!("/.well-known/oauth-authorization-server{path}"),
-        ));
-        out.push(join_origin(
-            issuer,
-            &format!("/.well-known/openid-configuration{path}"),
-        ));
-        out.push(join_origin(
-            issuer,
-            &format!("{path}/.well-known/openid-configuration"),
-        ));
-        if rmcp_root {
-            out.push(join_origin(
-                issuer,
-                "/.well-known/oauth-authorization-server",
-            ));
-        }
-    }
-    out
-}
-
-/// Whether a URL is one of the OpenID Connect discovery forms.
-pub fn is_oidc_url(u: &Url) -> bool {
-    u.path().contains("/.well-known/openid-configuration")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn u(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn prm_urls() {
-        let m = u("https://gw.example.com/mcp/x/mcp?a=b");
-        assert_eq!(
-            prm_path_inserted(&m).as_str(),
-            "https://gw.example.com/.well-known/oauth-protected-resource/mcp/x/mcp"
-        );
-        assert_eq!(
-            prm_suffixed(&m).as_str(),
-            "https://gw.example.com/mcp/x/mcp/.well-known/oauth-protected-resource"
-        );
-        assert_eq!(well_known_prm(&u("https://gw/")).len(), 1);
-    }
-
-    #[test]
-    fn as_urls_in_mcp_order() {
-        let with_path: Vec<String> = as_metadata_urls(&u("https://as/realms/eng"), true)
-            .iter()
-            .map(Url::to_string)
-            .collect();
-        assert_eq!(
-            with_path,
-            [
-                "https://as/.well-known/oauth-authorization-server/realms/eng",
-                "https://as/.well-known/openid-configuration/realms/eng",
-                "https://as/realms/eng/.well-known/openid-configuration",
-                "https://as/.well-known/oauth-authorization-server",
-            ]
-        );
-        let root: Vec<String> = as_metadata_urls(&u("https://x.auth0.com/"), true)
-            .iter()
-            .map(Url::to_string)
-            .collect();
-        assert_eq!(
-            root,
-            [
-                "https://x.auth0.com/.well-known/oauth-authorization-server",
-                "https://x.auth0.com/.well-known/openid-configuration",
-            ]
-        );
-    }
 }
