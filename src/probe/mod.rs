@@ -5,16 +5,28 @@
 //! * `gather` — every request, made once (the same bounded [`crate::fetch::Fetcher`] as upstream
 //!   discovery; no credentials; same-origin redirects only).
 //! * `header` — `WWW-Authenticate` as each client reads it, RFC 6750 scope syntax, CORS lists.
-//! * `eval` — the per-family walks (pure functions of what was observed) and the checklist.
+//! * `eval` — the family models, and the per-family walks and the checklist (pure functions of
+//!   what was observed), run step by step through the four step files:
+//!   `challenge` (the 401 and its `WWW-Authenticate`), `prm` (protected-resource metadata),
+//!   `as_metadata` (authorization-server metadata) and `cors` (browser clients); each holds that
+//!   step's walk and its checks. `doc` is what the PRM and AS steps share (the candidate loop).
+//! * `check` — the check ids as one enum (id, step, the families each can stop, fix), and the
+//!   checklist and verdict types.
 //! * `render` — the human checklist and the `--json` document (schema `signpost.probe/v1`).
 //!
 //! Bounds: every request is limited by [`crate::fetch::Limits`] (3 s connect, 10 s total, 256 KiB
 //! body) and the whole probe by `--timeout` (default 30 s): a request that would start after the
 //! budget is spent is not sent and is reported as such.
 
+mod as_metadata;
+mod challenge;
+pub mod check;
+mod cors;
+mod doc;
 pub mod eval;
 pub mod gather;
 pub mod header;
+mod prm;
 pub mod render;
 
 use std::process::ExitCode;
@@ -175,8 +187,8 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
 pub struct Report {
     pub seen: Observed,
     pub reachable: bool,
-    pub checks: Vec<eval::Check>,
-    pub verdicts: Vec<eval::Verdict>,
+    pub checks: Vec<check::Check>,
+    pub verdicts: Vec<check::Verdict>,
     pub elapsed: Duration,
     /// `--strict`: a warning fails the probe too.
     pub strict: bool,
@@ -201,7 +213,7 @@ impl Report {
     pub fn warnings(&self) -> usize {
         self.checks
             .iter()
-            .filter(|c| c.status == eval::Status::Warn)
+            .filter(|c| c.status == check::Status::Warn)
             .count()
     }
 }
@@ -307,7 +319,7 @@ async fn gather(s: &mut Session) -> bool {
                     };
                     let pre = s.fetch(Kind::PostPreflight, &u).await;
                     if key == "token_endpoint"
-                        && eval::preflight_problem(
+                        && cors::preflight_problem(
                             &pre,
                             &s.seen.origin.clone(),
                             "POST",
@@ -330,7 +342,7 @@ async fn cors_get(s: &mut Session, url: &Url) {
     let preflight = s.fetch(Kind::Preflight, url).await;
     let _ = s.fetch(Kind::CorsGet, url).await;
     let origin = s.seen.origin.clone();
-    if eval::preflight_problem(&preflight, &origin, "GET", &["mcp-protocol-version"]).is_some() {
+    if cors::preflight_problem(&preflight, &origin, "GET", &["mcp-protocol-version"]).is_some() {
         let _ = s.fetch(Kind::CorsSimpleGet, url).await;
     }
 }
