@@ -355,7 +355,7 @@ fn long_hints(registry: &Registry) -> Vec<String> {
             .flat_map(|routes| {
                 server.paths.iter().map(|path| {
                     let full = routes.site.full_path(path);
-                    crate::challenge::hint(&routes.site, server, &full).len()
+                    crate::hint::hint(&routes.site, server, &full).len()
                 })
             })
             .max()
@@ -407,7 +407,7 @@ fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()
                 writeln!(
                     out,
                     "  hint         {resource}\n               WWW-Authenticate: {}",
-                    crate::challenge::hint(site, server, &full)
+                    crate::hint::hint(site, server, &full)
                 )?;
             }
         }

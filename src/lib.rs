@@ -37,6 +37,8 @@ pub mod challenge;
 pub mod cli;
 pub mod config;
 pub mod fetch;
+pub mod hint;
+pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod probe;
