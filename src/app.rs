@@ -155,7 +155,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         config_read: limits,
     };
     let state = AppState::with_settings(registry, settings);
-    tokio::spawn(crate::upstream::run(
+    tokio::spawn(crate::refresh::keep_upstreams_fresh(
         state.clone(),
         Fetcher::new(Limits::default()),
     ));

@@ -43,6 +43,7 @@ pub mod import;
 pub mod metrics;
 pub mod probe;
 pub mod public;
+pub mod refresh;
 pub mod registry;
 pub mod reload;
 pub mod server;

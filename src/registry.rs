@@ -415,18 +415,6 @@ fn render_prm<'a>(server: &'a Server, resource: &'a str, issuer: &'a str) -> Prm
     }
 }
 
-/// Every key [`render_as`] takes from an upstream document: a fetched document that differs from
-/// the last one only elsewhere (a timestamp, a nonce) renders nothing anew.
-pub const RELAYED_FIELDS: &[&str] = &[
-    "authorization_endpoint",
-    "token_endpoint",
-    "registration_endpoint",
-    "token_endpoint_auth_methods_supported",
-    "revocation_endpoint",
-    "client_id_metadata_document_supported",
-    "scopes_supported",
-];
-
 /// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
 /// A facade takes what its config leaves out from the upstream's document (whose values already
 /// passed the config's rules, see `upstream::discover::sanitize`); `Err` says why the

@@ -507,7 +507,7 @@ impl TestServer {
     /// `limits` (small ones keep the timeout tests short).
     pub async fn start_with_upstreams(config: &str, limits: signpost::fetch::Limits) -> TestServer {
         let server = TestServer::start(config).await;
-        tokio::spawn(signpost::upstream::run(
+        tokio::spawn(signpost::refresh::keep_upstreams_fresh(
             server.state.clone(),
             signpost::fetch::Fetcher::new(limits),
         ));
