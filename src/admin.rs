@@ -19,8 +19,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::challenge::{AuthError, GatewayStatus, Outcome, challenge, www_authenticate};
-use crate::metrics::Kind;
 use crate::http;
+use crate::metrics::Kind;
 use crate::registry::Registry;
 use crate::state::AppState;
 use crate::upstream::discover::judge_for;

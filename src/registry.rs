@@ -254,10 +254,7 @@ impl Registry {
             HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
                 .expect("a number makes a valid header value");
         let mut not_modified_headers = HeaderMap::with_capacity(3);
-        not_modified_headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            crate::http::ANY_ORIGIN,
-        );
+        not_modified_headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, crate::http::ANY_ORIGIN);
         not_modified_headers.insert(header::CACHE_CONTROL, cache_control.clone());
         not_modified_headers.insert(header::ETAG, HeaderValue::from_static("\"\""));
         let mut document_headers = not_modified_headers.clone();

@@ -14,7 +14,7 @@
 //! problems are logged once (per content hash) and recorded in `/status` and `/metrics`.
 //!
 //! Three more triggers take the same look: a slow poll (`--poll-interval`) for filesystems that
-//! never notify, `SIGHUP` ([`SigHup`]), and [`ReloadHandle::reload`], which the SIGHUP handler
+//! never notify, `SIGHUP` (`lifecycle::SigHup`), and [`ReloadHandle::reload`], which the SIGHUP handler
 //! calls and tests call directly.
 //!
 //! # What each way of editing looks like in the directory
@@ -413,7 +413,7 @@ pub fn spawn(config_path: PathBuf, state: Arc<AppState>, options: Options) -> Re
         rejected_sha256: None,
     };
     let (requests_tx, requests_rx) = mpsc::channel(4);
-    let task = tokio::spawn(run(
+    let task = tokio::spawn(reload_task(
         Arc::new(Mutex::new(reloader)),
         watch,
         wake_rx,
@@ -425,39 +425,6 @@ pub fn spawn(config_path: PathBuf, state: Arc<AppState>, options: Options) -> Re
             requests: requests_tx,
         },
         task,
-    }
-}
-
-/// The `SIGHUP` handler, installed early (a `SIGHUP` while starting up must not kill the
-/// process; one that arrives then is acted on once the reloader runs).
-#[derive(Debug)]
-pub struct SigHup(tokio::signal::unix::Signal);
-
-impl SigHup {
-    /// Installs the handler now.
-    pub fn install() -> std::io::Result<SigHup> {
-        use tokio::signal::unix::{SignalKind, signal};
-        signal(SignalKind::hangup()).map(SigHup)
-    }
-
-    /// Re-reads the config on every `SIGHUP` through `handle`; without one (`--demo`) the signal
-    /// is logged and ignored.
-    pub fn forward_to(mut self, handle: Option<ReloadHandle>) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            while self.0.recv().await.is_some() {
-                match &handle {
-                    Some(handle) => {
-                        tracing::info!("SIGHUP received; re-reading the config file");
-                        if handle.reload().await.is_none() {
-                            return;
-                        }
-                    }
-                    None => tracing::info!(
-                        "SIGHUP received; nothing to reload (--demo, or a config read from a pipe)"
-                    ),
-                }
-            }
-        })
     }
 }
 
@@ -752,7 +719,7 @@ impl Watch {
     }
 }
 
-async fn run(
+async fn reload_task(
     reloader: Arc<Mutex<Reloader>>,
     mut watch: Watch,
     mut wake: mpsc::Receiver<()>,

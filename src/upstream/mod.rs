@@ -114,11 +114,10 @@ impl Upstreams {
         match d.document {
             Some((source, doc)) => {
                 self.fetches_ok.fetch_add(1, Ordering::Relaxed);
-                let changed = entry.document.as_deref().is_none_or(|old| {
-                    RELAYED_FIELDS
-                        .iter()
-                        .any(|k| old.get(*k) != doc.get(*k))
-                });
+                let changed = entry
+                    .document
+                    .as_deref()
+                    .is_none_or(|old| RELAYED_FIELDS.iter().any(|k| old.get(*k) != doc.get(*k)));
                 entry.source = Some(source);
                 entry.document = Some(Arc::new(doc));
                 entry.fetched_at = Some(now);

@@ -67,7 +67,7 @@ impl TestServer {
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(signpost::app::run(
+        let task = tokio::spawn(signpost::lifecycle::serve_until_stopped(
             public,
             admin,
             state.clone(),
