@@ -37,15 +37,12 @@ use url::Url;
 
 use crate::cli::ProbeArgs;
 use crate::fetch::{Fetcher, Limits};
-use crate::well_known;
-use gather::{Kind, Observed, Session};
+use gather::{Observed, Session};
 
 /// The default `--origin`: the MCP Inspector's local web page.
 pub const DEFAULT_ORIGIN: &str = "http://localhost:6274";
 /// The default overall time budget.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Authorization servers probed at most (only `authorization_servers[0]` of each PRM matters).
-const MAX_ISSUERS: usize = 3;
 
 /// The client families a verdict is given for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -228,7 +225,7 @@ pub async fn probe(options: &Options) -> Report {
         options.url.clone(),
         options.origin.clone(),
     );
-    let reachable = gather(&mut session).await;
+    let reachable = gather::gather(&mut session).await;
     let seen = session.seen;
     let (checks, verdicts) = eval::evaluate(&seen, options.expect_issuer.as_deref(), reachable);
     Report {
@@ -239,126 +236,6 @@ pub async fn probe(options: &Options) -> Report {
         elapsed: started.elapsed(),
         strict: options.strict,
     }
-}
-
-/// Makes every request any family would make. Returns false when the MCP URL cannot be reached
-/// at all (neither the POST nor the GET got an answer, and not because of a redirect).
-async fn gather(s: &mut Session) -> bool {
-    let mcp = s.seen.mcp.clone();
-    let post = s.fetch(Kind::Post, &mcp).await;
-    let get = s.fetch(Kind::Get, &mcp).await;
-    let answered = |o: &gather::Outcome| {
-        o.is_ok() || o.as_ref().is_err_and(|e| e.cross_origin_target().is_some())
-    };
-    if !answered(&post) && !answered(&get) {
-        return false;
-    }
-    let _ = s.fetch(Kind::FakeBearer, &mcp).await;
-    let _ = s.fetch(Kind::McpPreflight, &mcp).await;
-    let cors_post = s.fetch(Kind::CorsPost, &mcp).await;
-    s.resolve(&mcp).await;
-
-    // Protected-resource metadata: every hint any client could read, and the well-known URLs.
-    let mut candidates: Vec<Url> = Vec::new();
-    for r in [&post, &get, &cors_post].into_iter().flatten() {
-        let joined = r.all("www-authenticate").join(", ");
-        for raw in header::all_resource_metadata(&header::parse_challenges(&joined))
-            .into_iter()
-            .chain(header::any_resource_metadata(&joined))
-            .chain(header::ts_resource_metadata(&joined))
-        {
-            if let Ok(u) = Url::parse(&raw) {
-                push_unique(&mut candidates, u);
-            }
-        }
-    }
-    for u in well_known::prm_urls(&mcp) {
-        push_unique(&mut candidates, u);
-    }
-    let mut issuers: Vec<Url> = Vec::new();
-    for url in &candidates {
-        for kind in [Kind::Modern, Kind::Legacy] {
-            let mut o = s.fetch(kind, url).await;
-            if let Some(to) = o.as_ref().err().and_then(|e| e.cross_origin_target()) {
-                if let Ok(to) = Url::parse(to) {
-                    o = s.fetch(Kind::PythonFollow, &to).await;
-                }
-            }
-            if let Some(issuer) = o.ok().and_then(|r| first_issuer(&r)) {
-                if issuers.len() < MAX_ISSUERS {
-                    push_unique(&mut issuers, issuer);
-                }
-            }
-        }
-        cors_get(s, url).await;
-    }
-
-    // Authorization-server metadata of every `authorization_servers[0]` seen.
-    for issuer in &issuers {
-        s.resolve(issuer).await;
-        for url in well_known::as_metadata_urls(issuer, well_known::trimmed_path(issuer), true) {
-            let o = s.fetch(Kind::Modern, &url).await;
-            if let Some(to) = o.as_ref().err().and_then(|e| e.cross_origin_target()) {
-                if let Ok(to) = Url::parse(to) {
-                    let _ = s.fetch(Kind::PythonFollow, &to).await;
-                }
-            }
-            cors_get(s, &url).await;
-            // The endpoints a browser page POSTs to itself: their CORS, without a POST.
-            if let Ok(r) = &o {
-                let doc: Option<serde_json::Value> = (r.status == 200)
-                    .then(|| serde_json::from_slice(&r.body).ok())
-                    .flatten();
-                for key in ["registration_endpoint", "token_endpoint"] {
-                    let Some(u) = doc
-                        .as_ref()
-                        .and_then(|d| d.get(key)?.as_str())
-                        .and_then(|e| Url::parse(e).ok())
-                    else {
-                        continue;
-                    };
-                    let pre = s.fetch(Kind::PostPreflight, &u).await;
-                    if key == "token_endpoint"
-                        && cors::preflight_problem(
-                            &pre,
-                            &s.seen.origin.clone(),
-                            "POST",
-                            &["content-type"],
-                        )
-                        .is_some()
-                    {
-                        let _ = s.fetch(Kind::OriginGet, &u).await;
-                    }
-                }
-            }
-        }
-    }
-    true
-}
-
-/// The browser's requests for one document: preflight, the real GET, and the retry without
-/// custom headers when the preflight fails.
-async fn cors_get(s: &mut Session, url: &Url) {
-    let preflight = s.fetch(Kind::Preflight, url).await;
-    let _ = s.fetch(Kind::CorsGet, url).await;
-    let origin = s.seen.origin.clone();
-    if cors::preflight_problem(&preflight, &origin, "GET", &["mcp-protocol-version"]).is_some() {
-        let _ = s.fetch(Kind::CorsSimpleGet, url).await;
-    }
-}
-
-fn push_unique(list: &mut Vec<Url>, u: Url) {
-    if !list.contains(&u) {
-        list.push(u);
-    }
-}
-
-fn first_issuer(r: &gather::Resp) -> Option<Url> {
-    if r.status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
-    Url::parse(v.get("authorization_servers")?.get(0)?.as_str()?).ok()
 }
 
 /// `scheme://host[:port]` of a URL.
