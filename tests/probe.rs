@@ -1523,7 +1523,7 @@ async fn facade_without_rfc9207_is_a_warning() {
 #[tokio::test(flavor = "multi_thread")]
 async fn loopback_authorization_server_with_a_loopback_mcp_host_is_allowed() {
     // The rmcp rejection needs an MCP host that is not loopback: see the unit test
-    // `probe::eval::tests::private_authorization_server_fails_rmcp_only`.
+    // `probe::as_metadata::tests::private_authorization_server_fails_rmcp_only`.
     case(Knobs::default(), &[], &[], ("as.private_host", "info")).await;
 }
 

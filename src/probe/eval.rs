@@ -197,3 +197,37 @@ fn checklist(seen: &Observed, expect_issuer: Option<&str>, b: &mut Builder) {
         b,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::probe::check::CheckId;
+
+    /// Every check of the table is on the checklist once, under the step its id names, with a fix;
+    /// here on a reachable endpoint that answered nothing, so every check is skipped or fails.
+    #[test]
+    fn every_check_once_under_its_step() {
+        let mcp = url::Url::parse("https://gw.example.com/mcp").unwrap();
+        let seen = Observed::new(mcp, "http://localhost:6274".to_owned());
+        let (checks, verdicts) = evaluate(&seen, None, true);
+        let ids: HashSet<CheckId> = checks.iter().map(|c| c.id).collect();
+        assert_eq!(ids.len(), checks.len(), "a check is listed twice");
+        assert_eq!(ids.len(), 43);
+        for c in &checks {
+            assert!(
+                c.id.id().starts_with(&format!("{}.", c.id.step().id())),
+                "{}",
+                c.id
+            );
+            assert!(!c.id.fix().is_empty(), "{}", c.id);
+        }
+        assert!(checks.is_sorted_by_key(|c| c.id.step()));
+        for v in &verdicts {
+            let f = v.failure.as_ref().expect("nothing answered");
+            assert_eq!(f.check, CheckId::ChallengeStatus);
+            assert_eq!(f.fix, CheckId::ChallengeStatus.fix());
+        }
+    }
+}
