@@ -506,6 +506,30 @@ impl Builder {
         self.add(id, status, problem.unwrap_or_else(ok), Vec::new());
     }
 
+    /// `id` passes with `ok` when nothing was `found`, else warns with `bad` of what was found
+    /// (joined with `, `).
+    pub(super) fn warn_if_any(
+        &mut self,
+        id: CheckId,
+        found: &[String],
+        ok: &str,
+        bad: impl FnOnce(String) -> String,
+    ) {
+        let summary = if found.is_empty() {
+            ok.to_owned()
+        } else {
+            bad(found.join(", "))
+        };
+        self.add(id, pass_warn(found.is_empty()), summary, Vec::new());
+    }
+
+    /// `id` passes with `ok` when nothing was `found`, else warns with `bad`, listing what was
+    /// found as the details.
+    pub(super) fn warn_if_listed(&mut self, id: CheckId, found: Vec<String>, ok: &str, bad: &str) {
+        let summary = if found.is_empty() { ok } else { bad };
+        self.add(id, pass_warn(found.is_empty()), summary, found);
+    }
+
     /// `id` skipped, with the reason.
     pub(super) fn skip(&mut self, id: CheckId, why: impl Into<String>) {
         self.add(id, Status::Skip, why, Vec::new());

@@ -218,16 +218,11 @@ pub(super) fn checklist(
         .filter_map(|e| e.outcome.as_ref().ok())
         .flat_map(|r| r.redirects.iter().map(|(f, t)| format!("{f} → {t}")))
         .collect();
-    b.add(
+    b.warn_if_listed(
         CheckId::CorsRedirect,
-        pass_warn(redirected.is_empty()),
-        if redirected.is_empty() {
-            "no redirect during discovery".to_owned()
-        } else {
-            "a discovery document is behind a redirect, which a browser page does not follow"
-                .to_owned()
-        },
         redirected,
+        "no redirect during discovery",
+        "a discovery document is behind a redirect, which a browser page does not follow",
     );
     let documents = [
         (

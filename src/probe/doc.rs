@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::check::{Builder, CheckId, Stop, pass_warn};
+use super::check::{Builder, CheckId, Stop};
 use super::cors::{allow_origin_problem, browser_get, preflight_problem};
 use super::eval::Model;
 use super::gather::{Failed, Kind, Observed, Outcome, Resp};
@@ -258,29 +258,13 @@ pub(super) fn str_list<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<Vec
 
 /// `prm.server_error` / `as.server_error`: the 5xx answers among the URLs clients try.
 pub(super) fn server_error_check(b: &mut Builder, id: CheckId, five: &[String]) {
-    b.add(
-        id,
-        pass_warn(five.is_empty()),
-        if five.is_empty() {
-            "no 5xx".to_owned()
-        } else {
-            format!("5xx from {}", five.join(", "))
-        },
-        Vec::new(),
-    );
+    b.warn_if_any(id, five, "no 5xx", |f| format!("5xx from {f}"));
 }
 
 /// `prm.no_null_or_empty` / `as.no_null_or_empty`: the nulls and empties of a document, and whose
 /// schema validation they fail.
 pub(super) fn null_check(b: &mut Builder, id: CheckId, bad: &[String], fails: &str) {
-    b.add(
-        id,
-        pass_warn(bad.is_empty()),
-        if bad.is_empty() {
-            "no null, empty string or empty list".to_owned()
-        } else {
-            format!("{}: {fails} schema validation fails", bad.join(", "))
-        },
-        Vec::new(),
-    );
+    b.warn_if_any(id, bad, "no null, empty string or empty list", |f| {
+        format!("{f}: {fails} schema validation fails")
+    });
 }

@@ -399,25 +399,17 @@ fn url_checks<'a>(
         url_lines,
     );
     server_error_check(b, CheckId::PrmServerError, &any_5xx);
-    b.add(
+    b.warn_if_listed(
         CheckId::PrmRedirect,
-        pass_warn(redirects.is_empty()),
-        if redirects.is_empty() {
-            "no cross-origin redirect".to_owned()
-        } else {
-            "cross-origin redirect (never followed silently)".to_owned()
-        },
         redirects,
+        "no cross-origin redirect",
+        "cross-origin redirect (never followed silently)",
     );
-    b.add(
+    b.warn_if_listed(
         CheckId::PrmProtocolVersion,
-        pass_warn(version_diff.is_empty()),
-        if version_diff.is_empty() {
-            "same answers with MCP-Protocol-Version 2024-11-05 and 2025-11-25".to_owned()
-        } else {
-            "answers differ with MCP-Protocol-Version: 2024-11-05 (rmcp)".to_owned()
-        },
         version_diff,
+        "same answers with MCP-Protocol-Version 2024-11-05 and 2025-11-25",
+        "answers differ with MCP-Protocol-Version: 2024-11-05 (rmcp)",
     );
     primary
 }
