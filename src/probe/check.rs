@@ -1,6 +1,6 @@
 //! The checks, as one enum: each [`CheckId`] knows its stable id (the `id` of `--json` and the
 //! checklist), its step, the families it can stop and its one-sentence fix, all in one table
-//! ([`CheckId::about`]). The rules that decide a check live in the step's file (`challenge`,
+//! (`CheckId::about`). The rules that decide a check live in the step's file (`challenge`,
 //! `prm`, `as_metadata`, `cors`); the results they produce ([`Check`], [`Failure`], [`Verdict`])
 //! are defined here.
 
