@@ -7,7 +7,7 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 
 use crate::config::{ModeKind, Server, Site};
-use crate::registry::prm_path;
+use crate::well_known::prm_path;
 
 /// A value built from valid parts (quoted, escaped, no control characters) is always valid; the
 /// fallback keeps the answer a challenge whatever happens.

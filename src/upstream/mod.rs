@@ -6,6 +6,7 @@
 //! for its schedule.
 
 pub mod discover;
+mod judge;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
