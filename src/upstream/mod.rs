@@ -35,8 +35,8 @@ pub struct Relay {
     pub dropped: Vec<(String, String)>,
 }
 
-/// The default `upstream_refresh`: one hour.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
+/// The default `upstream_refresh` (one hour): a config rule, owned by `config`.
+pub use crate::config::DEFAULT_REFRESH;
 /// The first retry after a failed fetch; doubles up to [`MAX_BACKOFF`] (or the refresh interval).
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

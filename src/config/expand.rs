@@ -1,0 +1,225 @@
+//! Template expansion: each server's issuer and endpoint templates (`{public_url}`, `{server}`)
+//! filled in for every site, the issuers signpost hosts checked against the sites' origins, and
+//! no two hosted issuers at one well-known URL.
+
+use url::Url;
+
+use super::locate::child;
+use super::server::RawServer;
+use super::validate::Validator;
+use super::{AuthServer, HostedAs, ModeKind, Server, Site};
+
+/// The default issuer template for facade and gateway servers.
+pub(super) const DEFAULT_ISSUER_TEMPLATE: &str = "{public_url}/{server}";
+
+/// The top-level `gateway` templates.
+pub(super) struct GatewayTemplates {
+    pub(super) issuer: String,
+    pub(super) authorization_endpoint: String,
+    pub(super) token_endpoint: String,
+    pub(super) registration_endpoint: Option<String>,
+    pub(super) token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+impl Default for GatewayTemplates {
+    fn default() -> Self {
+        GatewayTemplates {
+            issuer: DEFAULT_ISSUER_TEMPLATE.into(),
+            authorization_endpoint: "{public_url}/{server}/authorize".into(),
+            token_endpoint: "{public_url}/{server}/token".into(),
+            registration_endpoint: Some("{public_url}/{server}/register".into()),
+            token_endpoint_auth_methods_supported: vec!["none".into(), "client_secret_post".into()],
+        }
+    }
+}
+
+impl Validator {
+    /// Expands each server's templates for every site.
+    pub(super) fn expand(
+        &mut self,
+        raw: Vec<RawServer>,
+        sites: &[Site],
+        gateway: &GatewayTemplates,
+    ) -> Vec<Server> {
+        let mut out = Vec::with_capacity(raw.len());
+        for r in raw {
+            let mut auth = Vec::with_capacity(sites.len());
+            for (si, site) in sites.iter().enumerate() {
+                let base = site.base();
+                let fill = |t: &str| {
+                    t.replace("{public_url}", &base)
+                        .replace("{server}", &r.name)
+                };
+                let a = match r.mode {
+                    ModeKind::None => continue,
+                    ModeKind::Delegate => AuthServer {
+                        issuer: r.issuer.clone().unwrap_or_default(),
+                        hosted: None,
+                    },
+                    ModeKind::Facade => {
+                        let template = r
+                            .facade_issuer
+                            .as_deref()
+                            .unwrap_or(DEFAULT_ISSUER_TEMPLATE);
+                        let issuer = fill(template);
+                        let ipath = if r.facade_issuer.is_some() {
+                            child(&r.path, "facade_issuer")
+                        } else {
+                            r.path.clone()
+                        };
+                        let Some(site_of) = self.hosted_issuer(&ipath, &issuer, si, sites) else {
+                            continue;
+                        };
+                        AuthServer {
+                            hosted: Some(HostedAs {
+                                site: site_of,
+                                well_known_path: as_well_known_path(&issuer),
+                                authorization_endpoint: r
+                                    .authorization_endpoint
+                                    .clone()
+                                    .unwrap_or_default(),
+                                token_endpoint: r.token_endpoint.clone().unwrap_or_default(),
+                                registration_endpoint: r.registration_endpoint.clone(),
+                                token_endpoint_auth_methods_supported: Vec::new(),
+                                client_id_metadata_document_supported: r
+                                    .client_id_metadata_document_supported,
+                            }),
+                            issuer,
+                        }
+                    }
+                    ModeKind::Gateway => {
+                        let issuer = fill(&gateway.issuer);
+                        let Some(site_of) =
+                            self.hosted_issuer("gateway.issuer", &issuer, si, sites)
+                        else {
+                            continue;
+                        };
+                        let mut endpoint = |key: &str, t: &str| {
+                            let url = fill(t);
+                            let ok = self.http_url(&child("gateway", key), &url).is_some();
+                            ok.then_some(url)
+                        };
+                        let authorization_endpoint =
+                            endpoint("authorization_endpoint", &gateway.authorization_endpoint);
+                        let token_endpoint = endpoint("token_endpoint", &gateway.token_endpoint);
+                        let registration_endpoint = gateway
+                            .registration_endpoint
+                            .as_deref()
+                            .and_then(|t| endpoint("registration_endpoint", t));
+                        let (Some(authorization_endpoint), Some(token_endpoint)) =
+                            (authorization_endpoint, token_endpoint)
+                        else {
+                            continue;
+                        };
+                        AuthServer {
+                            hosted: Some(HostedAs {
+                                site: site_of,
+                                well_known_path: as_well_known_path(&issuer),
+                                authorization_endpoint,
+                                token_endpoint,
+                                registration_endpoint,
+                                token_endpoint_auth_methods_supported: gateway
+                                    .token_endpoint_auth_methods_supported
+                                    .clone(),
+                                client_id_metadata_document_supported: r
+                                    .client_id_metadata_document_supported,
+                            }),
+                            issuer,
+                        }
+                    }
+                };
+                auth.push(a);
+            }
+            out.push(Server {
+                upstream_issuer: r
+                    .issuer
+                    .filter(|_| matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)),
+                name: r.name,
+                mode: r.mode,
+                scopes: r.scopes,
+                resource_name: r.resource_name,
+                resource_documentation: r.resource_documentation,
+                paths: r.paths,
+                auth,
+                discover: r.discover,
+            });
+        }
+        out
+    }
+
+    /// An issuer signpost hosts must be a valid issuer under one of the sites' origins (it can
+    /// only serve metadata on the origin it answers for). Returns that site, preferring `prefer`.
+    pub(super) fn hosted_issuer(
+        &mut self,
+        path: &str,
+        issuer: &str,
+        prefer: usize,
+        sites: &[Site],
+    ) -> Option<usize> {
+        if !self.issuer(path, issuer) {
+            return None;
+        }
+        let url = Url::parse(issuer).ok()?;
+        // Clients find the metadata at the well-known URL of the issuer as their URL parser writes
+        // it, and compare the document's `issuer` with the string: both must be the same.
+        let normal = url.as_str();
+        if normal != issuer && normal.strip_suffix('/') != Some(issuer) {
+            self.error(
+                path,
+                format!(
+                    "issuer {issuer} is not written as URL parsers write it ({normal}), so clients would look for its metadata at another URL; write it that way"
+                ),
+            );
+            return None;
+        }
+        let origin = url.origin().ascii_serialization();
+        let found = if sites[prefer].origin == origin {
+            Some(prefer)
+        } else {
+            sites.iter().position(|s| s.origin == origin)
+        };
+        if found.is_none() {
+            self.error(
+                path,
+                format!(
+                    "issuer {issuer} is not under any public_url, so signpost cannot serve its metadata; use a template such as \"{{public_url}}/{{server}}\""
+                ),
+            );
+        }
+        found
+    }
+
+    /// Two hosted issuers at the same well-known URL would serve two documents at one address.
+    pub(super) fn conflicting_issuers(&mut self, servers: &[Server]) {
+        let mut seen: rustc_hash::FxHashMap<(usize, &str), &str> = Default::default();
+        for s in servers {
+            for a in &s.auth {
+                let Some(h) = &a.hosted else { continue };
+                match seen.get(&(h.site, h.well_known_path.as_str())) {
+                    Some(other) if *other != s.name => self.key_error(
+                        &child("servers", &s.name),
+                        format!(
+                            "its authorization-server issuer {} is also the issuer of server \"{other}\"; give each server its own issuer",
+                            a.issuer
+                        ),
+                    ),
+                    _ => {
+                        seen.insert((h.site, h.well_known_path.as_str()), &s.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/.well-known/oauth-authorization-server` + the issuer's path without its terminating `/`
+/// (RFC 8414 §3.1).
+pub fn as_well_known_path(issuer: &str) -> String {
+    let path = Url::parse(issuer)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    format!(
+        "/.well-known/oauth-authorization-server{}",
+        path.trim_end_matches('/')
+    )
+}
