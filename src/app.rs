@@ -31,14 +31,9 @@ pub fn load_with(
     generation: u64,
 ) -> Result<(Registry, Kind), Problems> {
     let label = path.display().to_string();
-    let contents = reader.read(path, true).map_err(|e| Problems {
-        file: label.clone(),
-        list: vec![crate::config::Problem {
-            pos: None,
-            path: String::new(),
-            message: e.to_string(),
-        }],
-    })?;
+    let contents = reader
+        .read(path, true)
+        .map_err(|e| Problems::unreadable(&label, e))?;
     let registry = state::build_bytes(&contents.bytes, &label, generation)?;
     Ok((registry, contents.kind))
 }
@@ -108,16 +103,12 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
     let (registry, kind) = match loaded {
         Ok(r) => r,
         Err(problems) => {
-            for line in problems.to_string().lines() {
-                tracing::error!("{line}");
-            }
+            crate::config::log_problems!(problems);
             tracing::error!("invalid config; not starting (exit 78)");
             return ExitCode::from(EX_CONFIG);
         }
     };
-    for w in &registry.config.warnings {
-        tracing::warn!("{}: {}: {}", registry.source.path, w.path, w.message);
-    }
+    crate::config::log_warnings!(&registry.source.path, &registry.config.warnings);
     if args.demo {
         tracing::info!(
             "serving the built-in demo config (public_url http://localhost:8080); use --config FILE for your own"
@@ -242,16 +233,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    for w in &registry.config.warnings {
-        let pos = w
-            .pos
-            .map(|p| format!(":{}:{}", p.line, p.column))
-            .unwrap_or_default();
-        eprintln!(
-            "{}{pos}: warning: {}: {}",
-            registry.source.path, w.path, w.message
-        );
-    }
+    crate::config::print_warnings(&registry.source.path, &registry.config.warnings);
     for line in long_hints(&registry) {
         eprintln!("{}: warning: {line}", registry.source.path);
     }

@@ -29,7 +29,8 @@ pub use expand::as_well_known_path;
 pub use keys::is_scope_char;
 pub use locate::Pos;
 pub use model::*;
-pub use problem::{Problem, Problems};
+pub use problem::{Problem, Problems, print_warnings};
+pub(crate) use problem::{log_problems, log_warnings};
 use validate::{Anchor, Noted, Validator};
 
 /// The config shown by `serve --demo`: the example of the README's "Config reference" section,
