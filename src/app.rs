@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use crate::challenge::{Outcome, challenge};
 use crate::cli::{CheckArgs, HintArgs, ServeArgs};
-use crate::config::read::{ConfigReader, Kind, ReadLimits};
-use crate::config::{DEMO, ModeKind, Problems};
+use crate::config::read::{ConfigReader, Contents, Kind, ReadLimits};
+use crate::config::{Config, DEMO, ModeKind, Problems};
 use crate::fetch::{Fetcher, Limits};
 use crate::registry::{Registry, prm_path};
 use crate::state::{self, AppState, Settings};
@@ -30,12 +30,18 @@ pub fn load_with(
     path: &std::path::Path,
     generation: u64,
 ) -> Result<(Registry, Kind), Problems> {
+    let (label, contents) = read(reader, path)?;
+    let registry = state::build_bytes(&contents.bytes, &label, generation)?;
+    Ok((registry, contents.kind))
+}
+
+/// Reads a config file with `reader` (a pipe too); also returns the name problems give it.
+fn read(reader: &ConfigReader, path: &std::path::Path) -> Result<(String, Contents), Problems> {
     let label = path.display().to_string();
     let contents = reader
         .read(path, true)
         .map_err(|e| Problems::unreadable(&label, e))?;
-    let registry = state::build_bytes(&contents.bytes, &label, generation)?;
-    Ok((registry, contents.kind))
+    Ok((label, contents))
 }
 
 /// `signpost serve`.
@@ -220,8 +226,14 @@ async fn changed(mut rx: watch::Receiver<bool>) {
 
 /// `signpost check`.
 pub fn check(args: CheckArgs) -> ExitCode {
-    let registry = match load_with(&ConfigReader::new(args.read.limits()), &args.config, 1) {
-        Ok((r, _)) => r,
+    // Read and validated only: rendering the served documents cannot fail once the config is
+    // valid (see `config`), and `check` prints nothing of them.
+    let loaded =
+        read(&ConfigReader::new(args.read.limits()), &args.config).and_then(|(label, contents)| {
+            Ok((crate::config::parse_bytes(&contents.bytes, &label)?, label))
+        });
+    let (config, file) = match loaded {
+        Ok(loaded) => loaded,
         Err(problems) => {
             eprintln!("{problems}");
             eprintln!(
@@ -233,35 +245,37 @@ pub fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    crate::config::print_warnings(&registry.source.path, &registry.config.warnings);
-    for line in long_hints(&registry) {
-        eprintln!("{}: warning: {line}", registry.source.path);
+    crate::config::print_warnings(&file, &config.warnings);
+    // Each hint is built once: printed with the routes, and its length kept for the warning.
+    let (mut routes, mut longest) = (Vec::new(), Vec::new());
+    let _ = print_routes(&mut routes, &file, &config, &mut longest);
+    for line in long_hints(&config, &longest) {
+        eprintln!("{file}: warning: {line}");
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let _ = print_routes(&mut out, &registry).and_then(|()| out.flush());
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&routes).and_then(|()| out.flush());
     drop(out);
     let code = if !args.online {
         ExitCode::SUCCESS
     } else {
         match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(check_online(&registry)),
+            Ok(rt) => rt.block_on(check_online(&config)),
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
                 ExitCode::FAILURE
             }
         }
     };
-    // The process exits now: freeing a large snapshot piece by piece would only delay that.
-    std::mem::forget(registry);
+    // The process exits now: freeing a large config piece by piece would only delay that.
+    std::mem::forget(config);
     code
 }
 
 /// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
-async fn check_online(registry: &Registry) -> ExitCode {
+async fn check_online(config: &Config) -> ExitCode {
     use crate::upstream::discover::{Severity, discover_with_cors, judge_for};
     let fetcher = Fetcher::new(Limits::default());
-    let mut issuers: Vec<&str> = registry
-        .config
+    let mut issuers: Vec<&str> = config
         .servers
         .iter()
         .filter_map(|s| s.upstream_issuer.as_deref())
@@ -281,7 +295,7 @@ async fn check_online(registry: &Registry) -> ExitCode {
     }
     let mut errors = 0;
     let mut out = String::from("\nupstreams (online):\n");
-    for server in &registry.config.servers {
+    for server in &config.servers {
         let Some(d) = server.upstream_issuer.as_ref().and_then(|i| found.get(i)) else {
             continue;
         };
@@ -327,21 +341,10 @@ async fn check_online(registry: &Registry) -> ExitCode {
 
 /// One warning per server whose `WWW-Authenticate` hint is longer than proxies' default header
 /// buffers hold: behind nginx's 4 KiB `proxy_buffer_size` such an answer silently becomes the
-/// proxy's fallback challenge.
-fn long_hints(registry: &Registry) -> Vec<String> {
+/// proxy's fallback challenge. `longest`: each server's longest hint, as [`print_routes`] found.
+fn long_hints(config: &Config, longest: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
-    for server in &registry.config.servers {
-        let longest = registry
-            .sites
-            .iter()
-            .flat_map(|routes| {
-                server.paths.iter().map(|path| {
-                    let full = routes.site.full_path(path);
-                    crate::challenge::hint(&routes.site, server, &full).len()
-                })
-            })
-            .max()
-            .unwrap_or(0);
+    for (server, &longest) in config.servers.iter().zip(longest) {
         if longest > crate::config::MAX_HINT_BYTES {
             out.push(format!(
                 "servers.{}: its hint is {longest} bytes, over the {} bytes of a proxy's default header buffer (nginx proxy_buffer_size), so behind one clients get the fallback challenge; list fewer scopes, or raise the proxy's buffer (proxy_buffer_size 16k)",
@@ -353,30 +356,34 @@ fn long_hints(registry: &Registry) -> Vec<String> {
     out
 }
 
-fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()> {
-    let config = &registry.config;
+/// Prints every route of `config`; `longest` gets each server's longest hint.
+fn print_routes(
+    out: &mut impl Write,
+    file: &str,
+    config: &Config,
+    longest: &mut Vec<usize>,
+) -> std::io::Result<()> {
     writeln!(
         out,
-        "{}: ok: {} server{}, public_url {}",
-        registry.source.path,
+        "{file}: ok: {} server{}, public_url {}",
         config.servers.len(),
         if config.servers.len() == 1 { "" } else { "s" },
-        registry
+        config
             .sites
             .iter()
-            .map(|s| s.site.base())
+            .map(|s| s.base())
             .collect::<Vec<_>>()
             .join(", ")
     )?;
     for server in &config.servers {
         writeln!(out, "\n{} ({})", server.name, server.mode.as_str())?;
-        for (si, routes) in registry.sites.iter().enumerate() {
-            let site = &routes.site;
+        longest.push(0);
+        for (si, site) in config.sites.iter().enumerate() {
             let auth = server.auth.get(si);
             if let Some(auth) = auth {
                 writeln!(out, "  authorization server {}", auth.issuer)?;
                 if let Some(hosted) = &auth.hosted {
-                    let origin = &registry.sites[hosted.site].site.origin;
+                    let origin = &config.sites[hosted.site].origin;
                     writeln!(out, "  AS metadata  {origin}{}", hosted.well_known_path)?;
                 }
             }
@@ -386,10 +393,13 @@ fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()
                 if server.mode != ModeKind::None {
                     writeln!(out, "  PRM          {}{}", site.origin, prm_path(&full))?;
                 }
+                let hint = crate::challenge::hint(site, server, &full);
+                if let Some(l) = longest.last_mut() {
+                    *l = (*l).max(hint.len());
+                }
                 writeln!(
                     out,
-                    "  hint         {resource}\n               WWW-Authenticate: {}",
-                    crate::challenge::hint(site, server, &full)
+                    "  hint         {resource}\n               WWW-Authenticate: {hint}"
                 )?;
             }
         }
