@@ -42,14 +42,11 @@ impl Validator {
         gateway: &GatewayTemplates,
     ) -> Vec<Server> {
         let mut out = Vec::with_capacity(raw.len());
+        let bases: Vec<String> = sites.iter().map(Site::base).collect();
         for r in raw {
             let mut auth = Vec::with_capacity(sites.len());
-            for (si, site) in sites.iter().enumerate() {
-                let base = site.base();
-                let fill = |t: &str| {
-                    t.replace("{public_url}", &base)
-                        .replace("{server}", &r.name)
-                };
+            for (si, base) in bases.iter().enumerate() {
+                let fill = |t: &str| fill(t, Some(base), &r.name);
                 let a = match r.mode {
                     ModeKind::None => continue,
                     ModeKind::Delegate => AuthServer {
@@ -67,13 +64,15 @@ impl Validator {
                         } else {
                             r.path.clone()
                         };
-                        let Some(site_of) = self.hosted_issuer(&ipath, &issuer, si, sites) else {
+                        let Some((site_of, well_known_path)) =
+                            self.hosted_issuer(&ipath, &issuer, si, sites)
+                        else {
                             continue;
                         };
                         AuthServer {
                             hosted: Some(HostedAs {
                                 site: site_of,
-                                well_known_path: as_well_known_path(&issuer),
+                                well_known_path,
                                 authorization_endpoint: r
                                     .authorization_endpoint
                                     .clone()
@@ -89,7 +88,7 @@ impl Validator {
                     }
                     ModeKind::Gateway => {
                         let issuer = fill(&gateway.issuer);
-                        let Some(site_of) =
+                        let Some((site_of, well_known_path)) =
                             self.hosted_issuer("gateway.issuer", &issuer, si, sites)
                         else {
                             continue;
@@ -114,7 +113,7 @@ impl Validator {
                         AuthServer {
                             hosted: Some(HostedAs {
                                 site: site_of,
-                                well_known_path: as_well_known_path(&issuer),
+                                well_known_path,
                                 authorization_endpoint,
                                 token_endpoint,
                                 registration_endpoint,
@@ -148,18 +147,16 @@ impl Validator {
     }
 
     /// An issuer signpost hosts must be a valid issuer under one of the sites' origins (it can
-    /// only serve metadata on the origin it answers for). Returns that site, preferring `prefer`.
+    /// only serve metadata on the origin it answers for). Returns that site, preferring `prefer`,
+    /// and the issuer's well-known path.
     pub(super) fn hosted_issuer(
         &mut self,
         path: &str,
         issuer: &str,
         prefer: usize,
         sites: &[Site],
-    ) -> Option<usize> {
-        if !self.issuer(path, issuer) {
-            return None;
-        }
-        let url = Url::parse(issuer).ok()?;
+    ) -> Option<(usize, String)> {
+        let url = self.issuer(path, issuer)?;
         // Clients find the metadata at the well-known URL of the issuer as their URL parser writes
         // it, and compare the document's `issuer` with the string: both must be the same.
         let normal = url.as_str();
@@ -186,7 +183,7 @@ impl Validator {
                 ),
             );
         }
-        found
+        found.map(|site| (site, well_known_path(&url)))
     }
 
     /// Two hosted issuers at the same well-known URL would serve two documents at one address.
@@ -215,11 +212,47 @@ impl Validator {
 /// `/.well-known/oauth-authorization-server` + the issuer's path without its terminating `/`
 /// (RFC 8414 §3.1).
 pub fn as_well_known_path(issuer: &str) -> String {
-    let path = Url::parse(issuer)
-        .map(|u| u.path().to_owned())
-        .unwrap_or_default();
-    format!(
-        "/.well-known/oauth-authorization-server{}",
-        path.trim_end_matches('/')
-    )
+    Url::parse(issuer).map_or_else(|_| well_known_path_of(""), |u| well_known_path(&u))
+}
+
+/// [`as_well_known_path`] of an issuer already parsed.
+fn well_known_path(issuer: &Url) -> String {
+    well_known_path_of(issuer.path())
+}
+
+fn well_known_path_of(path: &str) -> String {
+    [
+        "/.well-known/oauth-authorization-server",
+        path.trim_end_matches('/'),
+    ]
+    .concat()
+}
+
+/// `t` with every `{public_url}` replaced by `base` (when given) and every `{server}` by `name`,
+/// in one pass. The same as `t.replace("{public_url}", base).replace("{server}", name)` (which
+/// it falls back to when `base` has a brace of its own, where the second replace could also
+/// match inside `base`): `name` has no braces, and `base` starts with its scheme, so no
+/// `{server}` can start in the template and end in `base`.
+pub(super) fn fill(t: &str, base: Option<&str>, name: &str) -> String {
+    if let Some(base) = base.filter(|b| b.contains('{')) {
+        return t.replace("{public_url}", base).replace("{server}", name);
+    }
+    let mut out = String::with_capacity(t.len() + base.map_or(0, str::len) + name.len());
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let (Some(base), Some(after)) = (base, tail.strip_prefix("{public_url}")) {
+            out.push_str(base);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{server}") {
+            out.push_str(name);
+            rest = after;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }

@@ -5,9 +5,9 @@
 use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
-use url::Url;
 
 use super::ModeKind;
+use super::expand::fill;
 use super::keys::{closest, is_scope_char, json_type};
 use super::locate::{child, index};
 use super::urls::{is_loopback_host, url_template_problem};
@@ -172,14 +172,12 @@ impl Validator {
                 },
                 "issuer" => {
                     if let Some(s) = self.string(&kpath, value) {
-                        if self.issuer(&kpath, s) {
+                        if let Some(url) = self.issuer(&kpath, s) {
                             server.issuer = Some(s.to_owned());
-                            if let Ok(url) = Url::parse(s) {
-                                if url.scheme() == "http"
-                                    && !is_loopback_host(url.host_str().unwrap_or(""))
-                                {
-                                    self.warn(&kpath, "plain http issuer on a non-loopback host: MCP clients require https; use the IdP's https issuer");
-                                }
+                            if url.scheme() == "http"
+                                && !is_loopback_host(url.host_str().unwrap_or(""))
+                            {
+                                self.warn(&kpath, "plain http issuer on a non-loopback host: MCP clients require https; use the IdP's https issuer");
                             }
                         } else {
                             ok = false;
@@ -242,7 +240,7 @@ impl Validator {
         }
         for p in &mut server.paths {
             if p.contains("{server}") {
-                *p = p.replace("{server}", name);
+                *p = fill(p, None, name);
             }
         }
         (ok && mode.is_some()).then_some(server)

@@ -147,26 +147,25 @@ impl Validator {
         Some(url)
     }
 
-    /// Checks an issuer as written: absolute http(s), no query or fragment. Kept byte-for-byte.
-    pub(super) fn issuer(&mut self, path: &str, s: &str) -> bool {
-        let Some(url) = self.http_url(path, s) else {
-            return false;
-        };
+    /// Checks an issuer as written: absolute http(s), no query or fragment. Kept byte-for-byte;
+    /// the parsed URL is returned for the checks that follow.
+    pub(super) fn issuer(&mut self, path: &str, s: &str) -> Option<Url> {
+        let url = self.http_url(path, s)?;
         if url.query().is_some() {
             self.error(
                 path,
                 "an issuer must not have a query (RFC 8414 §2); remove it",
             );
-            return false;
+            return None;
         }
         if s.contains('#') {
             self.error(
                 path,
                 "an issuer must not have a fragment (RFC 8414 §2); remove it",
             );
-            return false;
+            return None;
         }
-        true
+        Some(url)
     }
 }
 
