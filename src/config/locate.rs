@@ -2,6 +2,7 @@
 //! which object keys appear twice. `serde_json::Value` forgets both, and every config problem must
 //! name its line and column, so this walks the text once, after `serde_json` has accepted its syntax.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
@@ -46,21 +47,27 @@ impl Locations {
 /// The path of member `key` of the object at `parent`: `servers.atlassian.mode`; keys that are not
 /// plain identifiers are quoted: `servers["a.b"].mode`.
 pub fn child(parent: &str, key: &str) -> String {
+    let mut path = String::with_capacity(parent.len() + 1 + key.len());
+    path.push_str(parent);
+    push_child(&mut path, key);
+    path
+}
+
+/// Turns `path` (an object's) into the path of its member `key`, in place (see [`child`]).
+fn push_child(path: &mut String, key: &str) {
     let plain = !key.is_empty()
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    match (parent.is_empty(), plain) {
-        (true, true) => key.to_owned(),
-        (false, true) => {
-            let mut path = String::with_capacity(parent.len() + 1 + key.len());
-            path.push_str(parent);
-            path.push('.');
-            path.push_str(key);
-            path
-        }
-        (_, false) => format!("{parent}[{}]", serde_json::Value::from(key)),
+    if !plain {
+        use std::fmt::Write;
+        let _ = write!(path, "[{}]", serde_json::Value::from(key));
+        return;
     }
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(key);
 }
 
 /// The path of element `i` of the array at `parent`: `resource_paths[1]`.
@@ -75,7 +82,7 @@ pub fn has_duplicate_keys(text: &str) -> bool {
     // Whether each open container is an object; the keys of the open objects, one set per depth
     // of objects (kept when an object closes, cleared when the next one at that depth opens).
     let mut stack: Vec<bool> = Vec::new();
-    let mut sets: Vec<FxHashSet<std::borrow::Cow<'_, str>>> = Vec::new();
+    let mut sets: Vec<FxHashSet<Cow<'_, str>>> = Vec::new();
     let mut objects = 0;
     let mut i = 0;
     // After a key's closing quote the next ':' makes it a key; track whether a string is a key.
@@ -109,11 +116,9 @@ pub fn has_duplicate_keys(text: &str) -> bool {
                     };
                     if let Some(keys) = keys {
                         let key = if raw.contains('\\') {
-                            std::borrow::Cow::Owned(
-                                serde_json::from_str::<String>(raw).unwrap_or_default(),
-                            )
+                            Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
                         } else {
-                            std::borrow::Cow::Borrowed(&raw[1..raw.len() - 1])
+                            Cow::Borrowed(&raw[1..raw.len() - 1])
                         };
                         if !keys.insert(key) {
                             return true;
@@ -179,7 +184,7 @@ struct Walker<'a> {
     out: Locations,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
     fn pos(&mut self) -> Pos {
         self.pos_at(self.at)
     }
@@ -322,23 +327,22 @@ impl Walker<'_> {
             let key_start = self.at;
             let raw = self.string();
             let key = if raw.contains('\\') {
-                serde_json::from_str::<String>(raw).unwrap_or_default()
+                Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
             } else {
-                raw[1..raw.len().saturating_sub(1).max(1)].to_owned()
+                Cow::Borrowed(&raw[1..raw.len().saturating_sub(1).max(1)])
             };
-            let member = child(&self.path[..parent_len], &key);
-            self.path.truncate(0);
-            self.path.push_str(&member);
+            push_child(&mut self.path, &key);
             if self.wanted.is_none() {
                 let key_pos = self.pos_at(key_start);
+                let member = self.path.clone();
                 if seen.insert(key) {
                     self.out.keys.entry(member).or_insert(key_pos);
                 } else {
                     self.out.duplicates.push((member, key_pos));
                 }
-            } else if self.recording() {
+            } else if self.may_hold_wanted() && self.recording() {
                 let key_pos = self.pos_at(key_start);
-                self.out.keys.entry(member).or_insert(key_pos);
+                self.out.keys.entry(self.path.clone()).or_insert(key_pos);
             }
             self.skip_ws();
             self.at += 1; // ':'
@@ -375,7 +379,7 @@ impl Walker<'_> {
     }
 
     /// Consumes a string literal and returns it as written, quotes included.
-    fn string(&mut self) -> &str {
+    fn string(&mut self) -> &'a str {
         let start = self.at;
         self.at += 1; // opening quote
         while let Some(b) = self.peek() {
