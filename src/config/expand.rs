@@ -2,6 +2,8 @@
 //! filled in for every site, the issuers signpost hosts checked against the sites' origins, and
 //! no two hosted issuers at one well-known URL.
 
+use std::borrow::Cow;
+
 use url::Url;
 
 use super::locate::child;
@@ -47,52 +49,38 @@ impl Validator {
             let mut auth = Vec::with_capacity(sites.len());
             for (si, base) in bases.iter().enumerate() {
                 let fill = |t: &str| fill(t, Some(base), &r.name);
-                let a = match r.mode {
+                let (ipath, template): (Cow<'_, str>, &str) = match r.mode {
                     ModeKind::None => continue,
-                    ModeKind::Delegate => AuthServer {
-                        issuer: r.issuer.clone().unwrap_or_default(),
-                        hosted: None,
-                    },
-                    ModeKind::Facade => {
-                        let template = r
-                            .facade_issuer
-                            .as_deref()
-                            .unwrap_or(DEFAULT_ISSUER_TEMPLATE);
-                        let issuer = fill(template);
-                        let ipath = if r.facade_issuer.is_some() {
-                            child(&r.path, "facade_issuer")
-                        } else {
-                            r.path.clone()
-                        };
-                        let Some((site_of, well_known_path)) =
-                            self.hosted_issuer(&ipath, &issuer, si, sites)
-                        else {
-                            continue;
-                        };
-                        AuthServer {
-                            hosted: Some(HostedAs {
-                                site: site_of,
-                                well_known_path,
-                                authorization_endpoint: r
-                                    .authorization_endpoint
-                                    .clone()
-                                    .unwrap_or_default(),
-                                token_endpoint: r.token_endpoint.clone().unwrap_or_default(),
-                                registration_endpoint: r.registration_endpoint.clone(),
-                                token_endpoint_auth_methods_supported: Vec::new(),
-                                client_id_metadata_document_supported: r
-                                    .client_id_metadata_document_supported,
-                            }),
-                            issuer,
-                        }
+                    ModeKind::Delegate => {
+                        auth.push(AuthServer {
+                            issuer: r.issuer.clone().unwrap_or_default(),
+                            hosted: None,
+                        });
+                        continue;
                     }
-                    ModeKind::Gateway => {
-                        let issuer = fill(&gateway.issuer);
-                        let Some((site_of, well_known_path)) =
-                            self.hosted_issuer("gateway.issuer", &issuer, si, sites)
-                        else {
-                            continue;
-                        };
+                    ModeKind::Facade => match r.facade_issuer.as_deref() {
+                        Some(t) => (child(&r.path, "facade_issuer").into(), t),
+                        None => (r.path.as_str().into(), DEFAULT_ISSUER_TEMPLATE),
+                    },
+                    ModeKind::Gateway => ("gateway.issuer".into(), &gateway.issuer),
+                };
+                let issuer = fill(template);
+                let Some((site_of, well_known_path)) =
+                    self.hosted_issuer(&ipath, &issuer, si, sites)
+                else {
+                    continue;
+                };
+                // A facade's endpoints are the upstream's, checked with the server; a gateway's
+                // are its templates filled in, checked here (once the issuer is good).
+                let (authorization_endpoint, token_endpoint, registration_endpoint, methods) =
+                    if r.mode == ModeKind::Facade {
+                        (
+                            r.authorization_endpoint.clone().unwrap_or_default(),
+                            r.token_endpoint.clone().unwrap_or_default(),
+                            r.registration_endpoint.clone(),
+                            Vec::new(),
+                        )
+                    } else {
                         let mut endpoint = |key: &str, t: &str| {
                             let url = fill(t);
                             let ok = self.http_url(&child("gateway", key), &url).is_some();
@@ -110,24 +98,26 @@ impl Validator {
                         else {
                             continue;
                         };
-                        AuthServer {
-                            hosted: Some(HostedAs {
-                                site: site_of,
-                                well_known_path,
-                                authorization_endpoint,
-                                token_endpoint,
-                                registration_endpoint,
-                                token_endpoint_auth_methods_supported: gateway
-                                    .token_endpoint_auth_methods_supported
-                                    .clone(),
-                                client_id_metadata_document_supported: r
-                                    .client_id_metadata_document_supported,
-                            }),
-                            issuer,
-                        }
-                    }
-                };
-                auth.push(a);
+                        (
+                            authorization_endpoint,
+                            token_endpoint,
+                            registration_endpoint,
+                            gateway.token_endpoint_auth_methods_supported.clone(),
+                        )
+                    };
+                auth.push(AuthServer {
+                    hosted: Some(HostedAs {
+                        site: site_of,
+                        well_known_path,
+                        authorization_endpoint,
+                        token_endpoint,
+                        registration_endpoint,
+                        token_endpoint_auth_methods_supported: methods,
+                        client_id_metadata_document_supported: r
+                            .client_id_metadata_document_supported,
+                    }),
+                    issuer,
+                });
             }
             out.push(Server {
                 upstream_issuer: r
