@@ -1,22 +1,17 @@
-//! The three commands: `serve`, `check` and `hint`. Each returns the process exit code.
+//! The three commands: `serve`, `check` and `hint`. Each returns its [`Exit`] code.
 
 use std::io::Write;
-use std::process::ExitCode;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::challenge::{Outcome, challenge};
 use crate::cli::{CheckArgs, HintArgs, ServeArgs};
 use crate::config::read::{ConfigReader, Contents, Kind, ReadLimits};
 use crate::config::{Config, DEMO, ModeKind, Problems};
 use crate::fetch::{Fetcher, Limits};
+use crate::lifecycle::Exit;
 use crate::registry::{Registry, prm_path};
 use crate::state::{self, AppState, Settings};
-
-/// `EX_CONFIG` from sysexits.h: the config is invalid.
-pub const EX_CONFIG: u8 = 78;
 
 /// Reads and builds a config file into generation `generation`, with the default read limits.
 pub fn load_file(path: &std::path::Path, generation: u64) -> Result<Registry, Problems> {
@@ -45,16 +40,16 @@ fn read(reader: &ConfigReader, path: &std::path::Path) -> Result<(String, Conten
 }
 
 /// `signpost serve`.
-pub async fn serve(args: ServeArgs) -> ExitCode {
+pub async fn serve(args: ServeArgs) -> Exit {
     // Before anything else: a SIGTERM during start-up must drain, not kill.
-    let stop = match crate::shutdown::signal() {
+    let stop = match crate::lifecycle::stop_signal() {
         Ok(stop) => stop,
         Err(e) => {
             tracing::error!("cannot install the SIGTERM/SIGINT handlers: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Failure;
         }
     };
-    let sighup = crate::reload::SigHup::install()
+    let sighup = crate::lifecycle::SigHup::install()
         .inspect_err(|e| {
             tracing::warn!("cannot handle SIGHUP ({e}); reloads still follow file changes")
         })
@@ -70,7 +65,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
                 eprintln!(
                     "error: signpost serve needs --config FILE (or SIGNPOST_CONFIG), or --demo\n\nFor more information, try 'signpost serve --help'."
                 );
-                return ExitCode::from(2);
+                return Exit::Usage;
             }
         },
     };
@@ -88,19 +83,19 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
                 });
             if let Err(e) = spawned {
                 tracing::error!("cannot start a thread to read the config: {e}");
-                return ExitCode::FAILURE;
+                return Exit::Failure;
             }
             tokio::select! {
                 loaded = rx => match loaded {
                     Ok(loaded) => loaded,
                     Err(_) => {
                         tracing::error!("reading the config failed unexpectedly");
-                        return ExitCode::FAILURE;
+                        return Exit::Failure;
                     }
                 },
                 () = &mut stop => {
                     tracing::info!("stopped while reading the config; bye");
-                    return ExitCode::SUCCESS;
+                    return Exit::Ok;
                 }
             }
         }
@@ -111,7 +106,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         Err(problems) => {
             crate::config::log_problems!(problems);
             tracing::error!("invalid config; not starting (exit 78)");
-            return ExitCode::from(EX_CONFIG);
+            return Exit::Config;
         }
     };
     crate::config::log_warnings!(&registry.source.path, &registry.config.warnings);
@@ -124,7 +119,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("cannot listen on {} (--listen): {e}", args.listen);
-            return ExitCode::FAILURE;
+            return Exit::Failure;
         }
     };
     let admin = match TcpListener::bind(args.admin_listen).await {
@@ -134,7 +129,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
                 "cannot listen on {} (--admin-listen): {e}",
                 args.admin_listen
             );
-            return ExitCode::FAILURE;
+            return Exit::Failure;
         }
     };
     tracing::info!(
@@ -152,7 +147,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         config_read: limits,
     };
     let state = AppState::with_settings(registry, settings);
-    tokio::spawn(crate::upstream::run(
+    tokio::spawn(crate::refresh::keep_upstreams_fresh(
         state.clone(),
         Fetcher::new(Limits::default()),
     ));
@@ -174,58 +169,17 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         (None, _) => None,
     };
     let sighup = sighup.map(|s| s.forward_to(reloading.as_ref().map(|r| r.handle())));
-    run(public, admin, state, stop).await;
+    crate::lifecycle::serve_until_stopped(public, admin, state, stop).await;
     if let Some(task) = sighup {
         task.abort();
     }
     drop(reloading);
     tracing::info!("drained; bye");
-    ExitCode::SUCCESS
-}
-
-/// Serves both listeners until `shutdown`; then `/readyz` turns 503, everything keeps serving for
-/// the state's `shutdown_delay`, the public listener stops accepting and drains, and last the admin
-/// listener (which answers `/readyz` with 503 meanwhile) stops.
-pub async fn run(
-    public: TcpListener,
-    admin: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let (stop_public, public_stopped) = watch::channel(false);
-    let (stop_admin, admin_stopped) = watch::channel(false);
-    let public_task = tokio::spawn(crate::server::serve(
-        public,
-        state.clone(),
-        changed(public_stopped),
-    ));
-    let admin_task = tokio::spawn(crate::server::serve_admin(
-        admin,
-        state.clone(),
-        changed(admin_stopped),
-    ));
-    shutdown.await;
-    state.begin_drain();
-    let delay = state.settings.shutdown_delay;
-    if !delay.is_zero() {
-        tracing::info!(
-            ?delay,
-            "readyz now 503; serving on until the shutdown delay ends"
-        );
-        tokio::time::sleep(delay).await;
-    }
-    let _ = stop_public.send(true);
-    let _ = public_task.await;
-    let _ = stop_admin.send(true);
-    let _ = admin_task.await;
-}
-
-async fn changed(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
+    Exit::Ok
 }
 
 /// `signpost check`.
-pub fn check(args: CheckArgs) -> ExitCode {
+pub fn check(args: CheckArgs) -> Exit {
     // Read and validated only: rendering the served documents cannot fail once the config is
     // valid (see `config`), and `check` prints nothing of them.
     let loaded =
@@ -242,7 +196,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
                 problems.list.len(),
                 if problems.list.len() == 1 { "" } else { "s" }
             );
-            return ExitCode::from(EX_CONFIG);
+            return Exit::Config;
         }
     };
     crate::config::print_warnings(&file, &config.warnings);
@@ -256,13 +210,13 @@ pub fn check(args: CheckArgs) -> ExitCode {
     let _ = out.write_all(&routes).and_then(|()| out.flush());
     drop(out);
     let code = if !args.online {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
         match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(check_online(&config)),
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
-                ExitCode::FAILURE
+                Exit::Failure
             }
         }
     };
@@ -272,7 +226,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
 }
 
 /// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
-async fn check_online(config: &Config) -> ExitCode {
+async fn check_online(config: &Config) -> Exit {
     use crate::upstream::discover::{Severity, discover_with_cors, judge_for};
     let fetcher = Fetcher::new(Limits::default());
     let mut issuers: Vec<&str> = config
@@ -333,9 +287,9 @@ async fn check_online(config: &Config) -> ExitCode {
             "{errors} error finding{}: some clients cannot log in",
             if errors == 1 { "" } else { "s" }
         );
-        ExitCode::FAILURE
+        Exit::Failure
     } else {
-        ExitCode::SUCCESS
+        Exit::Ok
     }
 }
 
@@ -393,7 +347,7 @@ fn print_routes(
                 if server.mode != ModeKind::None {
                     writeln!(out, "  PRM          {}{}", site.origin, prm_path(&full))?;
                 }
-                let hint = crate::challenge::hint(site, server, &full);
+                let hint = crate::hint::hint(site, server, &full);
                 if let Some(l) = longest.last_mut() {
                     *l = (*l).max(hint.len());
                 }
@@ -408,12 +362,12 @@ fn print_routes(
 }
 
 /// `signpost hint`.
-pub fn hint(args: HintArgs) -> ExitCode {
+pub fn hint(args: HintArgs) -> Exit {
     let registry = match load_with(&ConfigReader::new(args.read.limits()), &args.config, 1) {
         Ok((r, _)) => r,
         Err(problems) => {
             eprintln!("{problems}");
-            return ExitCode::from(EX_CONFIG);
+            return Exit::Config;
         }
     };
     let c = challenge(&registry, Some(&args.resource), None, Outcome::Hint, None);
@@ -422,11 +376,11 @@ pub fn hint(args: HintArgs) -> ExitCode {
     let owned = c.server.is_some();
     std::mem::forget(registry); // exiting: see `check`
     if owned {
-        return ExitCode::SUCCESS;
+        return Exit::Ok;
     }
     eprintln!(
         "no server owns {}; this is the plain challenge (check the path against `signpost check`)",
         args.resource
     );
-    ExitCode::FAILURE
+    Exit::Failure
 }

@@ -76,7 +76,7 @@ pub struct Resource {
     pub server: usize,
     pub prm: Option<Doc>,
     /// The `WWW-Authenticate` `/challenge` answers for this path when no token was presented
-    /// ([`crate::challenge::hint`]), ready to send: a slice of one buffer shared by the server's
+    /// ([`crate::hint::hint`]), ready to send: a slice of one buffer shared by the server's
     /// paths on this site (the site's `realm` for a `none` server).
     pub hint: HeaderValue,
 }
@@ -205,13 +205,13 @@ impl Registry {
                 site: site.clone(),
                 resources: HashMap::default(),
                 issuers: HashMap::default(),
-                realm: crate::challenge::realm(site),
+                realm: crate::hint::realm(site),
             })
             .collect();
         for (si, site) in config.sites.iter().enumerate() {
             for (idx, server) in config.servers.iter().enumerate() {
                 let fulls: Vec<String> = server.paths.iter().map(|p| site.full_path(p)).collect();
-                let hints = crate::challenge::hints(site, server, &fulls, &sites[si].realm);
+                let hints = crate::hint::hints(site, server, &fulls, &sites[si].realm);
                 for (full, hint) in fulls.into_iter().zip(hints) {
                     let prm = server.auth.get(si).map(|auth| {
                         let resource = site.resource_url(&full);
@@ -254,14 +254,11 @@ impl Registry {
             HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
                 .expect("a number makes a valid header value");
         let mut not_modified_headers = HeaderMap::with_capacity(3);
-        not_modified_headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            crate::public::ANY_ORIGIN,
-        );
+        not_modified_headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, crate::http::ANY_ORIGIN);
         not_modified_headers.insert(header::CACHE_CONTROL, cache_control.clone());
         not_modified_headers.insert(header::ETAG, HeaderValue::from_static("\"\""));
         let mut document_headers = not_modified_headers.clone();
-        document_headers.insert(header::CONTENT_TYPE, crate::public::JSON);
+        document_headers.insert(header::CONTENT_TYPE, crate::http::JSON);
         Registry {
             source,
             config,
@@ -414,18 +411,6 @@ fn render_prm<'a>(server: &'a Server, resource: &'a str, issuer: &'a str) -> Prm
         resource_documentation: server.resource_documentation.as_deref(),
     }
 }
-
-/// Every key [`render_as`] takes from an upstream document: a fetched document that differs from
-/// the last one only elsewhere (a timestamp, a nonce) renders nothing anew.
-pub const RELAYED_FIELDS: &[&str] = &[
-    "authorization_endpoint",
-    "token_endpoint",
-    "registration_endpoint",
-    "token_endpoint_auth_methods_supported",
-    "revocation_endpoint",
-    "client_id_metadata_document_supported",
-    "scopes_supported",
-];
 
 /// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
 /// A facade takes what its config leaves out from the upstream's document (whose values already

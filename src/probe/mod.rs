@@ -17,7 +17,7 @@ pub mod gather;
 pub mod header;
 pub mod render;
 
-use std::process::ExitCode;
+use crate::lifecycle::Exit;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -125,16 +125,16 @@ pub struct Options {
 }
 
 /// `signpost probe`.
-pub async fn run(args: ProbeArgs) -> ExitCode {
+pub async fn command(args: ProbeArgs) -> Exit {
     let url = match Url::parse(&args.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
         Ok(u) => {
             eprintln!("signpost probe: {u} is not an http(s) URL");
-            return ExitCode::from(2);
+            return Exit::Usage;
         }
         Err(e) => {
             eprintln!("signpost probe: {:?} is not a URL: {e}", args.url);
-            return ExitCode::from(2);
+            return Exit::Usage;
         }
     };
     let origin = args
@@ -166,7 +166,7 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
             .write_all(out.as_bytes())
             .and_then(|()| stdout.flush());
     }
-    ExitCode::from(report.exit_code())
+    report.exit_code()
 }
 
 /// Everything `probe` found.
@@ -184,15 +184,15 @@ pub struct Report {
 impl Report {
     /// 0 when every family passes (and, with `--strict`, no check warns), 2 when the endpoint
     /// cannot be reached at all, else 1.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         if !self.reachable {
-            2
+            Exit::Usage
         } else if self.verdicts.iter().all(|v| v.failure.is_none())
             && !(self.strict && self.warnings() > 0)
         {
-            0
+            Exit::Ok
         } else {
-            1
+            Exit::Failure
         }
     }
 

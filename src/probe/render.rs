@@ -106,7 +106,7 @@ pub fn json(report: &Report, options: &Options) -> Value {
         "strict": options.strict,
         "warnings": report.warnings(),
         "reachable": report.reachable,
-        "exit_code": report.exit_code(),
+        "exit_code": report.exit_code().code(),
         "passed": passed,
         "families": Family::ALL.len(),
         "elapsed_ms": report.elapsed.as_millis() as u64,
@@ -204,7 +204,7 @@ pub fn human(report: &Report, options: &Options, colour: bool) -> String {
         .iter()
         .filter(|v| v.failure.is_none())
         .count();
-    let code = report.exit_code();
+    let code = report.exit_code().code();
     let summary = match code {
         0 => p.wrap("32", &format!("all {passed} client families pass")),
         1 if passed == Family::ALL.len() => p.wrap(
