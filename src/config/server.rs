@@ -115,6 +115,8 @@ impl Validator {
             })
         });
 
+        // This server's `resource_paths` templates, when it has its own.
+        let mut own_paths: Option<Vec<String>> = None;
         let mut server = RawServer {
             name: name.to_owned(),
             path: path.clone(),
@@ -122,7 +124,7 @@ impl Validator {
             scopes: Vec::new(),
             resource_name: None,
             resource_documentation: None,
-            paths: default_paths.to_vec(),
+            paths: Vec::new(),
             issuer: None,
             facade_issuer: None,
             authorization_endpoint: None,
@@ -161,7 +163,7 @@ impl Validator {
                         }
                     }
                 }
-                "resource_paths" => server.paths = self.resource_paths(&kpath, value, true),
+                "resource_paths" => own_paths = Some(self.resource_paths(&kpath, value, true)),
                 "discover" => match value.as_bool() {
                     Some(b) => server.discover = b,
                     None => self.error(&kpath, "must be true or false"),
@@ -238,11 +240,17 @@ impl Validator {
             }
             _ => {}
         }
-        for p in &mut server.paths {
-            if p.contains("{server}") {
-                *p = fill(p, None, name);
-            }
-        }
+        let templates = own_paths.as_deref().unwrap_or(default_paths);
+        server.paths = templates
+            .iter()
+            .map(|p| {
+                if p.contains("{server}") {
+                    fill(p, None, name)
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
         (ok && mode.is_some()).then_some(server)
     }
 
