@@ -61,7 +61,8 @@ pub fn hint(site: &Site, server: &Server, full_path: &str) -> String {
         push_param(&mut header, "realm", &site.base());
         return header;
     }
-    let mut header = String::new();
+    // Room for the usual hint at once (`check` builds one per route).
+    let mut header = String::with_capacity(128 + site.origin.len() + full_path.len());
     write_hint(&mut header, site, server, full_path);
     header
 }
