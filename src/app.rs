@@ -6,8 +6,8 @@ use tokio::net::TcpListener;
 
 use crate::challenge::{Outcome, challenge};
 use crate::cli::{CheckArgs, HintArgs, ServeArgs};
-use crate::config::read::{ConfigReader, Kind, ReadLimits};
-use crate::config::{DEMO, ModeKind, Problems};
+use crate::config::read::{ConfigReader, Contents, Kind, ReadLimits};
+use crate::config::{Config, DEMO, ModeKind, Problems, Site};
 use crate::fetch::{Fetcher, Limits};
 use crate::lifecycle::Exit;
 use crate::registry::{Registry, prm_path};
@@ -25,17 +25,18 @@ pub fn load_with(
     path: &std::path::Path,
     generation: u64,
 ) -> Result<(Registry, Kind), Problems> {
-    let label = path.display().to_string();
-    let contents = reader.read(path, true).map_err(|e| Problems {
-        file: label.clone(),
-        list: vec![crate::config::Problem {
-            pos: None,
-            path: String::new(),
-            message: e.to_string(),
-        }],
-    })?;
+    let (label, contents) = read(reader, path)?;
     let registry = state::build_bytes(&contents.bytes, &label, generation)?;
     Ok((registry, contents.kind))
+}
+
+/// Reads a config file with `reader` (a pipe too); also returns the name problems give it.
+fn read(reader: &ConfigReader, path: &std::path::Path) -> Result<(String, Contents), Problems> {
+    let label = path.display().to_string();
+    let contents = reader
+        .read(path, true)
+        .map_err(|e| Problems::unreadable(&label, e))?;
+    Ok((label, contents))
 }
 
 /// `signpost serve`.
@@ -103,16 +104,12 @@ pub async fn serve(args: ServeArgs) -> Exit {
     let (registry, kind) = match loaded {
         Ok(r) => r,
         Err(problems) => {
-            for line in problems.to_string().lines() {
-                tracing::error!("{line}");
-            }
+            crate::config::log_problems!(problems);
             tracing::error!("invalid config; not starting (exit 78)");
             return Exit::Config;
         }
     };
-    for w in &registry.config.warnings {
-        tracing::warn!("{}: {}: {}", registry.source.path, w.path, w.message);
-    }
+    crate::config::log_warnings!(&registry.source.path, &registry.config.warnings);
     if args.demo {
         tracing::info!(
             "serving the built-in demo config (public_url http://localhost:8080); use --config FILE for your own"
@@ -183,8 +180,14 @@ pub async fn serve(args: ServeArgs) -> Exit {
 
 /// `signpost check`.
 pub fn check(args: CheckArgs) -> Exit {
-    let registry = match load_with(&ConfigReader::new(args.read.limits()), &args.config, 1) {
-        Ok((r, _)) => r,
+    // Read and validated only: rendering the served documents cannot fail once the config is
+    // valid (see `config`), and `check` prints nothing of them.
+    let loaded =
+        read(&ConfigReader::new(args.read.limits()), &args.config).and_then(|(label, contents)| {
+            Ok((crate::config::parse_bytes(&contents.bytes, &label)?, label))
+        });
+    let (config, file) = match loaded {
+        Ok(loaded) => loaded,
         Err(problems) => {
             eprintln!("{problems}");
             eprintln!(
@@ -196,44 +199,37 @@ pub fn check(args: CheckArgs) -> Exit {
             return Exit::Config;
         }
     };
-    for w in &registry.config.warnings {
-        let pos = w
-            .pos
-            .map(|p| format!(":{}:{}", p.line, p.column))
-            .unwrap_or_default();
-        eprintln!(
-            "{}{pos}: warning: {}: {}",
-            registry.source.path, w.path, w.message
-        );
+    crate::config::print_warnings(&file, &config.warnings);
+    // Each hint is built once: printed with the routes, and its length kept for the warning.
+    let (mut routes, mut longest) = (String::new(), Vec::new());
+    print_routes(&mut routes, &file, &config, &mut longest);
+    for line in long_hints(&config, &longest) {
+        eprintln!("{file}: warning: {line}");
     }
-    for line in long_hints(&registry) {
-        eprintln!("{}: warning: {line}", registry.source.path);
-    }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let _ = print_routes(&mut out, &registry).and_then(|()| out.flush());
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(routes.as_bytes()).and_then(|()| out.flush());
     drop(out);
     let code = if !args.online {
         Exit::Ok
     } else {
         match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(check_online(&registry)),
+            Ok(rt) => rt.block_on(check_online(&config)),
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
                 Exit::Failure
             }
         }
     };
-    // The process exits now: freeing a large snapshot piece by piece would only delay that.
-    std::mem::forget(registry);
+    // The process exits now: freeing a large config piece by piece would only delay that.
+    std::mem::forget(config);
     code
 }
 
 /// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
-async fn check_online(registry: &Registry) -> Exit {
+async fn check_online(config: &Config) -> Exit {
     use crate::upstream::discover::{Severity, discover_with_cors, judge_for};
     let fetcher = Fetcher::new(Limits::default());
-    let mut issuers: Vec<&str> = registry
-        .config
+    let mut issuers: Vec<&str> = config
         .servers
         .iter()
         .filter_map(|s| s.upstream_issuer.as_deref())
@@ -253,7 +249,7 @@ async fn check_online(registry: &Registry) -> Exit {
     }
     let mut errors = 0;
     let mut out = String::from("\nupstreams (online):\n");
-    for server in &registry.config.servers {
+    for server in &config.servers {
         let Some(d) = server.upstream_issuer.as_ref().and_then(|i| found.get(i)) else {
             continue;
         };
@@ -299,21 +295,10 @@ async fn check_online(registry: &Registry) -> Exit {
 
 /// One warning per server whose `WWW-Authenticate` hint is longer than proxies' default header
 /// buffers hold: behind nginx's 4 KiB `proxy_buffer_size` such an answer silently becomes the
-/// proxy's fallback challenge.
-fn long_hints(registry: &Registry) -> Vec<String> {
+/// proxy's fallback challenge. `longest`: each server's longest hint, as [`print_routes`] found.
+fn long_hints(config: &Config, longest: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
-    for server in &registry.config.servers {
-        let longest = registry
-            .sites
-            .iter()
-            .flat_map(|routes| {
-                server.paths.iter().map(|path| {
-                    let full = routes.site.full_path(path);
-                    crate::hint::hint(&routes.site, server, &full).len()
-                })
-            })
-            .max()
-            .unwrap_or(0);
+    for (server, &longest) in config.servers.iter().zip(longest) {
         if longest > crate::config::MAX_HINT_BYTES {
             out.push(format!(
                 "servers.{}: its hint is {longest} bytes, over the {} bytes of a proxy's default header buffer (nginx proxy_buffer_size), so behind one clients get the fallback challenge; list fewer scopes, or raise the proxy's buffer (proxy_buffer_size 16k)",
@@ -325,48 +310,57 @@ fn long_hints(registry: &Registry) -> Vec<String> {
     out
 }
 
-fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()> {
-    let config = &registry.config;
-    writeln!(
-        out,
-        "{}: ok: {} server{}, public_url {}",
-        registry.source.path,
-        config.servers.len(),
-        if config.servers.len() == 1 { "" } else { "s" },
-        registry
-            .sites
-            .iter()
-            .map(|s| s.site.base())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )?;
+/// Writes every route of `config` to `out` (pieces appended, no formatting: 10,000 servers make
+/// 130,000 lines); `longest` gets each server's longest hint.
+fn print_routes(out: &mut String, file: &str, config: &Config, longest: &mut Vec<usize>) {
+    let bases: Vec<String> = config.sites.iter().map(Site::base).collect();
+    let plural = if config.servers.len() == 1 { "" } else { "s" };
+    let n = config.servers.len().to_string();
+    for piece in [file, ": ok: ", &n, " server", plural, ", public_url "] {
+        out.push_str(piece);
+    }
+    out.push_str(&bases.join(", "));
+    out.push('\n');
     for server in &config.servers {
-        writeln!(out, "\n{} ({})", server.name, server.mode.as_str())?;
-        for (si, routes) in registry.sites.iter().enumerate() {
-            let site = &routes.site;
-            let auth = server.auth.get(si);
-            if let Some(auth) = auth {
-                writeln!(out, "  authorization server {}", auth.issuer)?;
+        for piece in ["\n", &server.name, " (", server.mode.as_str(), ")\n"] {
+            out.push_str(piece);
+        }
+        let mut max = 0;
+        for (si, site) in config.sites.iter().enumerate() {
+            if let Some(auth) = server.auth.get(si) {
+                for piece in ["  authorization server ", &auth.issuer, "\n"] {
+                    out.push_str(piece);
+                }
                 if let Some(hosted) = &auth.hosted {
-                    let origin = &registry.sites[hosted.site].site.origin;
-                    writeln!(out, "  AS metadata  {origin}{}", hosted.well_known_path)?;
+                    let origin = &config.sites[hosted.site].origin;
+                    for piece in ["  AS metadata  ", origin, &hosted.well_known_path, "\n"] {
+                        out.push_str(piece);
+                    }
                 }
             }
             for path in &server.paths {
                 let full = site.full_path(path);
-                let resource = site.resource_url(&full);
                 if server.mode != ModeKind::None {
-                    writeln!(out, "  PRM          {}{}", site.origin, prm_path(&full))?;
+                    for piece in ["  PRM          ", &site.origin, &prm_path(&full), "\n"] {
+                        out.push_str(piece);
+                    }
                 }
-                writeln!(
-                    out,
-                    "  hint         {resource}\n               WWW-Authenticate: {}",
-                    crate::hint::hint(site, server, &full)
-                )?;
+                let hint = crate::hint::hint(site, server, &full);
+                max = max.max(hint.len());
+                let resource = site.resource_url(&full);
+                for piece in [
+                    "  hint         ",
+                    &resource,
+                    "\n               WWW-Authenticate: ",
+                    &hint,
+                    "\n",
+                ] {
+                    out.push_str(piece);
+                }
             }
         }
+        longest.push(max);
     }
-    Ok(())
 }
 
 /// `signpost hint`.

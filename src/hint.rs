@@ -61,7 +61,8 @@ pub fn hint(site: &Site, server: &Server, full_path: &str) -> String {
         push_param(&mut header, "realm", &site.base());
         return header;
     }
-    let mut header = String::new();
+    // Room for the usual hint at once (`check` builds one per route).
+    let mut header = String::with_capacity(128 + site.origin.len() + full_path.len());
     write_hint(&mut header, site, server, full_path);
     header
 }
@@ -90,11 +91,19 @@ fn push_param_from(header: &mut String, start: usize, name: &str, value: &str) {
     }
     header.push_str(name);
     header.push_str("=\"");
-    for c in value.chars().filter(|c| !c.is_control()) {
-        if c == '"' || c == '\\' {
-            header.push('\\');
+    // Most values need neither: copied whole. (0xC2 leads every C1 control character.)
+    if !value
+        .bytes()
+        .any(|b| b < 0x20 || matches!(b, 0x7F | 0xC2 | b'"' | b'\\'))
+    {
+        header.push_str(value);
+    } else {
+        for c in value.chars().filter(|c| !c.is_control()) {
+            if c == '"' || c == '\\' {
+                header.push('\\');
+            }
+            header.push(c);
         }
-        header.push(c);
     }
     header.push('"');
 }
@@ -102,6 +111,20 @@ fn push_param_from(header: &mut String, start: usize, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values copied whole are exactly the ones with nothing to escape or drop.
+    #[test]
+    fn quoting_drops_c1_controls_and_keeps_other_characters() {
+        for (value, quoted) in [
+            ("https://gw/x", "https://gw/x"),
+            ("a\u{85}b\u{9f}c", "abc"),
+            ("é\u{a0}ü\u{7f}", "é\u{a0}ü"),
+        ] {
+            let mut h = String::from("Bearer ");
+            push_param(&mut h, "p", value);
+            assert_eq!(h, format!("Bearer p=\"{quoted}\""));
+        }
+    }
 
     #[test]
     fn quoting_escapes_quotes_and_backslashes_and_drops_newlines() {

@@ -2,7 +2,11 @@
 //! which object keys appear twice. `serde_json::Value` forgets both, and every config problem must
 //! name its line and column, so this walks the text once, after `serde_json` has accepted its syntax.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+
+use rustc_hash::FxHashSet;
 
 /// A 1-based line and column (columns count characters, as editors do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,21 +47,27 @@ impl Locations {
 /// The path of member `key` of the object at `parent`: `servers.atlassian.mode`; keys that are not
 /// plain identifiers are quoted: `servers["a.b"].mode`.
 pub fn child(parent: &str, key: &str) -> String {
+    let mut path = String::with_capacity(parent.len() + 1 + key.len());
+    path.push_str(parent);
+    push_child(&mut path, key);
+    path
+}
+
+/// Turns `path` (an object's) into the path of its member `key`, in place (see [`child`]).
+fn push_child(path: &mut String, key: &str) {
     let plain = !key.is_empty()
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    match (parent.is_empty(), plain) {
-        (true, true) => key.to_owned(),
-        (false, true) => {
-            let mut path = String::with_capacity(parent.len() + 1 + key.len());
-            path.push_str(parent);
-            path.push('.');
-            path.push_str(key);
-            path
-        }
-        (_, false) => format!("{parent}[{}]", serde_json::Value::from(key)),
+    if !plain {
+        use std::fmt::Write;
+        let _ = write!(path, "[{}]", serde_json::Value::from(key));
+        return;
     }
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(key);
 }
 
 /// The path of element `i` of the array at `parent`: `resource_paths[1]`.
@@ -69,17 +79,25 @@ pub fn index(parent: &str, i: usize) -> String {
 /// positions, no paths, keys compared as written unless they contain an escape.
 pub fn has_duplicate_keys(text: &str) -> bool {
     let bytes = text.as_bytes();
-    // One set of keys per open object; `None` for an open array.
-    let mut stack: Vec<Option<HashSet<std::borrow::Cow<'_, str>>>> = Vec::new();
+    // Whether each open container is an object; the keys of the open objects, one set per depth
+    // of objects (kept when an object closes, cleared when the next one at that depth opens).
+    let mut stack: Vec<bool> = Vec::new();
+    let mut sets: Vec<FxHashSet<Cow<'_, str>>> = Vec::new();
+    let mut objects = 0;
     let mut i = 0;
     // After a key's closing quote the next ':' makes it a key; track whether a string is a key.
     while i < bytes.len() {
         match bytes[i] {
-            b'{' => stack.push(Some(HashSet::new())),
-            b'[' => stack.push(None),
-            b'}' | b']' => {
-                stack.pop();
+            b'{' => {
+                stack.push(true);
+                objects += 1;
+                match sets.get_mut(objects - 1) {
+                    Some(set) => set.clear(),
+                    None => sets.push(FxHashSet::default()),
+                }
             }
+            b'[' => stack.push(false),
+            b'}' | b']' => objects -= usize::from(stack.pop() == Some(true)),
             b'"' => {
                 let start = i;
                 i += 1;
@@ -92,13 +110,15 @@ pub fn has_duplicate_keys(text: &str) -> bool {
                     j += 1;
                 }
                 if bytes.get(j) == Some(&b':') {
-                    if let Some(Some(keys)) = stack.last_mut() {
+                    let keys = match stack.last() {
+                        Some(true) => sets.get_mut(objects - 1),
+                        _ => None,
+                    };
+                    if let Some(keys) = keys {
                         let key = if raw.contains('\\') {
-                            std::borrow::Cow::Owned(
-                                serde_json::from_str::<String>(raw).unwrap_or_default(),
-                            )
+                            Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
                         } else {
-                            std::borrow::Cow::Borrowed(&raw[1..raw.len() - 1])
+                            Cow::Borrowed(&raw[1..raw.len() - 1])
                         };
                         if !keys.insert(key) {
                             return true;
@@ -127,6 +147,7 @@ pub fn locate_only(text: &str, wanted: &HashSet<String>) -> Locations {
 
 fn walk(text: &str, wanted: Option<&HashSet<String>>) -> Locations {
     let mut walker = Walker {
+        sorted: wanted.map(|w| w.iter().map(String::as_str).collect()),
         text,
         bytes: text.as_bytes(),
         at: 0,
@@ -158,10 +179,12 @@ struct Walker<'a> {
     path: String,
     /// Record only these paths (and skip duplicate detection); `None`: record everything.
     wanted: Option<&'a HashSet<String>>,
+    /// The same paths in order, to tell whether a node can hold one of them.
+    sorted: Option<BTreeSet<&'a str>>,
     out: Locations,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
     fn pos(&mut self) -> Pos {
         self.pos_at(self.at)
     }
@@ -188,6 +211,18 @@ impl Walker<'_> {
         self.wanted.is_none_or(|w| w.contains(&self.path))
     }
 
+    /// Whether the node being walked may be or hold a wanted path: some wanted path starts with
+    /// its path (every path below a node starts with the node's path, see [`child`]). The paths
+    /// that start with it are the ones sorted right at it.
+    fn may_hold_wanted(&self) -> bool {
+        self.sorted.as_ref().is_none_or(|sorted| {
+            sorted
+                .range::<str, _>((Bound::Included(self.path.as_str()), Bound::Unbounded))
+                .next()
+                .is_some_and(|w| w.starts_with(self.path.as_str()))
+        })
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -207,6 +242,10 @@ impl Walker<'_> {
     }
 
     fn value(&mut self) {
+        if !self.may_hold_wanted() {
+            self.skip_value();
+            return;
+        }
         if self.recording() {
             let pos = self.pos();
             self.out.values.entry(self.path.clone()).or_insert(pos);
@@ -214,6 +253,13 @@ impl Walker<'_> {
         match self.peek() {
             Some(b'{') => self.object(),
             Some(b'[') => self.array(),
+            _ => self.scalar(),
+        }
+    }
+
+    /// Consumes a string, number, `true`, `false` or `null` (nothing at the end of the text).
+    fn scalar(&mut self) {
+        match self.peek() {
             Some(b'"') => {
                 self.string();
             }
@@ -226,6 +272,38 @@ impl Walker<'_> {
                 }
             }
             None => {}
+        }
+    }
+
+    /// Moves past the value at `at` without recording anything, counting its lines (valid JSON
+    /// has line breaks only between tokens, never inside a string).
+    fn skip_value(&mut self) {
+        if !matches!(self.peek(), Some(b'{' | b'[')) {
+            self.scalar();
+            return;
+        }
+        let mut depth = 0usize;
+        while let Some(b) = self.peek() {
+            match b {
+                b'"' => {
+                    self.string();
+                    continue;
+                }
+                b'\n' => {
+                    self.line += 1;
+                    self.line_start = self.at + 1;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.at += 1;
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            self.at += 1;
         }
     }
 
@@ -249,23 +327,22 @@ impl Walker<'_> {
             let key_start = self.at;
             let raw = self.string();
             let key = if raw.contains('\\') {
-                serde_json::from_str::<String>(raw).unwrap_or_default()
+                Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
             } else {
-                raw[1..raw.len().saturating_sub(1).max(1)].to_owned()
+                Cow::Borrowed(&raw[1..raw.len().saturating_sub(1).max(1)])
             };
-            let member = child(&self.path[..parent_len], &key);
-            self.path.truncate(0);
-            self.path.push_str(&member);
+            push_child(&mut self.path, &key);
             if self.wanted.is_none() {
                 let key_pos = self.pos_at(key_start);
+                let member = self.path.clone();
                 if seen.insert(key) {
                     self.out.keys.entry(member).or_insert(key_pos);
                 } else {
                     self.out.duplicates.push((member, key_pos));
                 }
-            } else if self.recording() {
+            } else if self.may_hold_wanted() && self.recording() {
                 let key_pos = self.pos_at(key_start);
-                self.out.keys.entry(member).or_insert(key_pos);
+                self.out.keys.entry(self.path.clone()).or_insert(key_pos);
             }
             self.skip_ws();
             self.at += 1; // ':'
@@ -302,7 +379,7 @@ impl Walker<'_> {
     }
 
     /// Consumes a string literal and returns it as written, quotes included.
-    fn string(&mut self) -> &str {
+    fn string(&mut self) -> &'a str {
         let start = self.at;
         self.at += 1; // opening quote
         while let Some(b) = self.peek() {
@@ -402,6 +479,30 @@ mod tests {
             some.key("servers.s2999.mode").map(|p| p.column),
             all.key("servers.s2999.mode").map(|p| p.column)
         );
+    }
+
+    /// Looking up only some paths skips the subtrees that hold none of them: every position it
+    /// finds is the one the full walk finds, on one line or many.
+    #[test]
+    fn positions_of_some_paths_are_those_of_the_full_walk() {
+        let indented = "{\n  \"a\": [1, {\"b\": \"x\\\"]}\"}, [2]],\n  \"s\": {\n    \"s1\": {\"m\": 1},\n    \"s10\": {\"m\": [\n      true]},\n    \"a.b\": {\"é\": null}\n  },\n  \"z\": \"é\"\n}";
+        for text in [indented.to_owned(), indented.replace('\n', "")] {
+            let all = locate(&text);
+            let paths: Vec<&String> = all.keys.keys().chain(all.values.keys()).collect();
+            assert!(paths.len() > 10, "{paths:?}");
+            for (i, path) in paths.iter().enumerate() {
+                // Each path alone, and with the one after it (which may lie in a skipped subtree).
+                let next = paths[(i + 1) % paths.len()];
+                for wanted in [vec![*path], vec![*path, next]] {
+                    let wanted: HashSet<String> = wanted.into_iter().cloned().collect();
+                    let some = locate_only(&text, &wanted);
+                    for w in &wanted {
+                        assert_eq!(some.key(w), all.key(w), "key {w} in {text}");
+                        assert_eq!(some.value(w), all.value(w), "value {w} in {text}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

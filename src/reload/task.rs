@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::{Problem, Problems};
+use crate::config::Problems;
 use crate::state::{self, AppState};
 
 use super::{
@@ -190,8 +190,8 @@ impl Reloader {
                 let Seen::Unreadable { error } = &seen else {
                     unreachable!("decide returns ReportUnreadable only for Unreadable")
                 };
-                let problems = unreadable(&self.label, error);
-                tracing::error!("{problems}");
+                let problems = Problems::unreadable(&self.label, error);
+                crate::config::log_problems!(problems);
                 tracing::warn!(
                     file,
                     generation,
@@ -217,9 +217,7 @@ impl Reloader {
                 let built = state::build_bytes(&bytes, &self.label, generation + 1);
                 match built {
                     Ok(registry) => {
-                        for w in &registry.config.warnings {
-                            tracing::warn!("{}: {}: {}", self.label, w.path, w.message);
-                        }
+                        crate::config::log_warnings!(&self.label, &registry.config.warnings);
                         let next = registry.source.generation;
                         let servers = registry.config.servers.len();
                         self.state.install(registry);
@@ -235,9 +233,7 @@ impl Reloader {
                         Outcome::Installed { generation: next }
                     }
                     Err(problems) => {
-                        for line in problems.to_string().lines() {
-                            tracing::error!("{line}");
-                        }
+                        crate::config::log_problems!(problems);
                         tracing::warn!(
                             file,
                             trigger,
@@ -254,17 +250,6 @@ impl Reloader {
         };
         self.last_seen = Some(seen);
         outcome
-    }
-}
-
-fn unreadable(label: &str, error: &str) -> Problems {
-    Problems {
-        file: label.to_owned(),
-        list: vec![Problem {
-            pos: None,
-            path: String::new(),
-            message: error.to_owned(),
-        }],
     }
 }
 

@@ -11,7 +11,7 @@ mod judge;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
@@ -42,9 +42,6 @@ pub const RELAYED_FIELDS: &[&str] = &[
     "client_id_metadata_document_supported",
     "scopes_supported",
 ];
-
-/// The default `upstream_refresh`: one hour.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
 
 /// What is known about one upstream.
 #[derive(Debug, Clone, Default)]
