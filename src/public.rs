@@ -44,7 +44,7 @@ const METHOD_NOT_ALLOWED_BODY: &str = r#"{"error":"method_not_allowed","error_de
 enum Target<'a> {
     /// A path outside `/.well-known/`.
     Outside,
-    Document(&'a Doc),
+    Document(Doc<'a>),
     /// An OpenID Connect discovery path (never served, counted apart).
     Oidc,
     /// A well-known path with no document (or a `Host` no `public_url` has).
@@ -132,7 +132,7 @@ fn target<'r>(registry: &'r Registry, path: &str, host: Option<&[u8]>) -> Target
     }
 }
 
-fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
+fn document(doc: Doc<'_>, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
     if doc.status != StatusCode::OK {
         let mut response = json(doc.status, doc.body());
         let h = response.headers_mut();

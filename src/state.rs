@@ -231,6 +231,26 @@ pub fn build(text: &str, label: &str, generation: u64) -> Result<Registry, Probl
 
 /// The same from the file's bytes: anything but UTF-8 is refused with the fix.
 pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registry, Problems> {
+    build_bytes_after(bytes, label, generation, None)
+}
+
+/// [`build_bytes`] for a reload: the new snapshot shares with the one `state` serves every buffer
+/// that renders the same, so during the swap only what changed exists twice.
+pub fn build_next(
+    state: &AppState,
+    bytes: &[u8],
+    label: &str,
+    generation: u64,
+) -> Result<Registry, Problems> {
+    build_bytes_after(bytes, label, generation, Some(&state.registry.load_full()))
+}
+
+fn build_bytes_after(
+    bytes: &[u8],
+    label: &str,
+    generation: u64,
+    previous: Option<&Registry>,
+) -> Result<Registry, Problems> {
     let started = std::time::Instant::now();
     let config = config::parse_bytes(bytes, label)?;
     let parsed = started.elapsed();
@@ -240,7 +260,10 @@ pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registr
         content_sha256: hex(&Sha256::digest(bytes)),
         loaded_at: SystemTime::now(),
     };
-    let registry = Registry::build(config, source);
+    let registry = match previous {
+        Some(previous) => Registry::build_after(config, source, previous),
+        None => Registry::build(config, source),
+    };
     tracing::debug!(
         config = label,
         parse_ms = parsed.as_millis() as u64,
