@@ -58,6 +58,10 @@ pub struct Doc<'a> {
 }
 
 impl Doc<'_> {
+    fn body_bytes(&self) -> &[u8] {
+        &self.data[self.start as usize..self.body_end as usize]
+    }
+
     pub fn body(&self) -> Bytes {
         self.data.slice(self.start as usize..self.body_end as usize)
     }
@@ -396,6 +400,7 @@ impl Registry {
         };
         let mut fulls: Vec<String> = Vec::new();
         let mut spans: Vec<(u32, u32, u32, bool)> = Vec::new();
+        let mut url = String::new();
         for (si, site) in config.sites.iter().enumerate() {
             let mut builder = BlockBuilder {
                 scratch: Vec::with_capacity(4096),
@@ -411,18 +416,20 @@ impl Registry {
                     let start = len32(builder.scratch.len());
                     let body_len = match auth {
                         Some(auth) => {
-                            let resource = site.resource_url(full);
-                            render_into(
-                                &mut builder.scratch,
-                                &render_prm(server, &resource, &auth.issuer),
-                            )
+                            url.clear();
+                            url.push_str(&site.origin);
+                            if full != "/" {
+                                url.push_str(full);
+                            }
+                            let prm = render_prm(server, &url, &auth.issuer);
+                            let old = builder.previous.and_then(|p| p.prm(p.resources.get(full)?));
+                            render_doc(&mut builder.scratch, &prm, old)
                         }
                         None => 0,
                     };
                     let hint_start = len32(builder.scratch.len());
                     if server.mode != ModeKind::None {
-                        let hint = crate::challenge::hint(site, server, full);
-                        builder.scratch.extend_from_slice(hint.as_bytes());
+                        push_hint(&mut builder.scratch, site, server, full);
                     }
                     spans.push((start, body_len, hint_start, auth.is_some()));
                 }
@@ -460,9 +467,12 @@ impl Registry {
                         .filter(|_| server.discover)
                         .and_then(|issuer| upstreams.get(issuer));
                     let issuer_path = &hosted.well_known_path[AS_PREFIX.len()..];
+                    let old = previous_site(hosted.site)
+                        .and_then(|p| p.issuers.get(issuer_path))
+                        .map(Stored::doc);
                     let stored = match render_as(server, &auth.issuer, hosted, upstream) {
                         Ok(body) => {
-                            let len = render_into(&mut builder.scratch, &body);
+                            let len = render_doc(&mut builder.scratch, &body, old);
                             (StatusCode::OK, len)
                         }
                         Err(why) => (
@@ -608,16 +618,63 @@ pub fn concat(parts: &[&str]) -> String {
     s
 }
 
-/// Appends `value` and its ETag to `out`; returns the body's length.
-fn render_into(out: &mut Vec<u8>, value: &impl serde::Serialize) -> u32 {
+/// Appends `value` and its ETag to `out`; returns the body's length. The ETag is `old`'s when
+/// `old` has the same body (a reload re-hashes only what changed).
+fn render_doc(out: &mut Vec<u8>, value: &impl serde::Serialize, old: Option<Doc<'_>>) -> u32 {
     let start = out.len();
     serde_json::to_writer(&mut *out, value).expect("a document serializes");
-    let digest = Sha256::digest(&out[start..]);
     let len = len32(out.len() - start);
-    out.push(b'"');
-    out.extend_from_slice(hex(&digest[..16]).as_bytes());
-    out.push(b'"');
+    match old.filter(|d| d.status == StatusCode::OK && d.body_bytes() == &out[start..]) {
+        Some(old) => out.extend_from_slice(old.etag_bytes()),
+        None => {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let digest = Sha256::digest(&out[start..]);
+            out.push(b'"');
+            for b in &digest[..16] {
+                out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
+            }
+            out.push(b'"');
+        }
+    }
     len
+}
+
+/// Appends [`crate::challenge::hint`] for a server that is not `none` (the same bytes, tested
+/// below; this one writes in place instead of building strings, 300,000 times for a big config).
+fn push_hint(out: &mut Vec<u8>, site: &Site, server: &Server, full_path: &str) {
+    out.extend_from_slice(b"Bearer resource_metadata=\"");
+    push_quoted(out, &site.origin);
+    push_quoted(out, PRM_PREFIX);
+    if full_path != "/" {
+        push_quoted(out, full_path);
+    }
+    out.push(b'"');
+    if !server.scopes.is_empty() {
+        out.extend_from_slice(b", scope=\"");
+        for (i, scope) in server.scopes.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            push_quoted(out, scope);
+        }
+        out.push(b'"');
+    }
+}
+
+/// Appends `value` as the inside of a quoted string: `\` and `"` escaped, control characters
+/// dropped (as `challenge::push_param` does).
+fn push_quoted(out: &mut Vec<u8>, value: &str) {
+    let plain = |b: &u8| b.is_ascii() && !b.is_ascii_control() && *b != b'"' && *b != b'\\';
+    if value.as_bytes().iter().all(plain) {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    for c in value.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push(b'\\');
+        }
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
 }
 
 /// Appends the 503 a facade answers until its upstream's endpoints are known (`why` is
@@ -806,5 +863,129 @@ fn is_empty(v: &Value) -> bool {
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every mode, two sites (one with a prefix), a server at `/`, scopes, a documentation URL.
+    fn config(variant: &str, extra: &str) -> String {
+        format!(
+            r#"{{
+  "public_url": ["https://a.example.com", "https://b.example.com:8443/gw"],
+  "servers": {{
+    "atlassian": {{ "mode": "delegate", "issuer": "https://auth.atlassian.com",
+                   "scopes": ["read:jira-work", "write:jira-work"], "resource_name": "Atlassian {variant}",
+                   "resource_documentation": "https://developer.atlassian.com/mcp" }},
+    "keycloak":  {{ "mode": "delegate", "issuer": "https://sso.example.com/realms/eng" }},
+    "eng-tools": {{ "mode": "facade", "issuer": "https://sso.example.com/realms/eng",
+                   "authorization_endpoint": "https://sso.example.com/realms/eng/auth",
+                   "token_endpoint": "https://sso.example.com/realms/eng/token",
+                   "scopes": ["openid"] }},
+    "github":    {{ "mode": "gateway", "scopes": ["repo"] }},
+    "docs":      {{ "mode": "none" }},
+    "home":      {{ "mode": "delegate", "issuer": "https://idp.example.com", "resource_paths": ["/"] }}
+    {extra}
+  }}
+}}"#
+        )
+    }
+
+    fn build(text: &str, previous: Option<&Registry>) -> Registry {
+        let config = crate::config::parse(text, "test.json").expect("valid");
+        let source = Source {
+            path: "test.json".into(),
+            generation: 1,
+            content_sha256: String::new(),
+            loaded_at: SystemTime::now(),
+        };
+        match previous {
+            Some(p) => Registry::build_after(config, source, p),
+            None => Registry::build(config, source),
+        }
+    }
+
+    /// Every answer of a snapshot: per site, each document (status, body, ETag) and each resource's
+    /// owner and hint.
+    fn answers(r: &Registry) -> Vec<Vec<(String, String)>> {
+        r.sites
+            .iter()
+            .map(|site| {
+                let mut all: Vec<(String, String)> = site
+                    .documents()
+                    .into_iter()
+                    .map(|(path, d)| {
+                        let body = String::from_utf8(d.body().to_vec()).unwrap();
+                        let etag = String::from_utf8(d.etag_bytes().to_vec()).unwrap();
+                        (path, format!("{} {etag} {body}", d.status))
+                    })
+                    .collect();
+                all.extend(site.resources.iter().map(|(full, res)| {
+                    let hint = res.hint.to_str().unwrap().to_owned();
+                    (full.to_owned(), format!("{} {hint}", res.server))
+                }));
+                all.sort();
+                all
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hints_are_the_challenge_hint_of_every_resource() {
+        let r = build(&config("v0", ""), None);
+        let mut checked = 0;
+        for site in &r.sites {
+            for (full, res) in site.resources.iter() {
+                let server = &r.config.servers[res.server];
+                let expected = crate::challenge::hint(&site.site, server, full);
+                assert_eq!(res.hint.to_str().unwrap(), expected, "{full}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked}");
+        let mut quoted = Vec::new();
+        push_quoted(&mut quoted, "a\"b\\c\r\nd\u{85}é");
+        assert_eq!(String::from_utf8(quoted).unwrap(), r#"a\"b\\cdé"#);
+    }
+
+    #[test]
+    fn a_build_after_the_served_snapshot_answers_the_same_and_shares_what_did_not_change() {
+        let a = build(&config("v0", ""), None);
+        let extra = r#", "new": { "mode": "gateway" }"#;
+        let text = config("v1", extra);
+        let fresh = build(&text, None);
+        let after = build(&text, Some(&a));
+        assert_eq!(answers(&after), answers(&fresh));
+        assert_ne!(answers(&after), answers(&a));
+        // Again from itself: everything shared.
+        let again = build(&text, Some(&after));
+        assert_eq!(answers(&again), answers(&fresh));
+        let block = |r: &Registry, si: usize, full: &str| {
+            let site = &r.sites[si];
+            let res = site.resources.get(full).expect("resource");
+            site.blocks[res.block as usize].as_ptr()
+        };
+        for si in 0..2 {
+            let prefix = if si == 0 { "" } else { "/gw" };
+            let keycloak = format!("{prefix}/mcp/keycloak/mcp");
+            let atlassian = format!("{prefix}/mcp/atlassian/mcp");
+            assert_eq!(block(&after, si, &keycloak), block(&a, si, &keycloak));
+            assert_ne!(block(&after, si, &atlassian), block(&a, si, &atlassian));
+            assert_eq!(block(&again, si, &atlassian), block(&after, si, &atlassian));
+        }
+        let issuer = |r: &Registry| {
+            r.sites[0]
+                .issuers
+                .iter()
+                .map(|(_, d)| d.data.as_ptr())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            issuer(&after)[..2],
+            issuer(&a)[..],
+            "the new server's issuer comes last"
+        );
     }
 }
