@@ -19,8 +19,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::challenge::{AuthError, GatewayStatus, Outcome, challenge, www_authenticate};
+use crate::http;
 use crate::metrics::Kind;
-use crate::public;
 use crate::registry::Registry;
 use crate::state::AppState;
 use crate::upstream::discover::judge_for;
@@ -36,12 +36,12 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
     match (req.uri().path(), read_only) {
         ("/challenge", _) => challenge_response(state, req),
         (p, _) if p.starts_with("/challenge/") => challenge_response(state, req),
-        ("/healthz", true) => public::json(StatusCode::OK, r#"{"status":"alive"}"#),
+        ("/healthz", true) => http::json(StatusCode::OK, r#"{"status":"alive"}"#),
         ("/readyz", true) if state.is_draining() => {
-            public::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+            http::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
         }
-        ("/readyz", true) => public::json(StatusCode::OK, r#"{"status":"ready"}"#),
-        ("/status", true) => public::json(StatusCode::OK, status(state)),
+        ("/readyz", true) => http::json(StatusCode::OK, r#"{"status":"ready"}"#),
+        ("/status", true) => http::json(StatusCode::OK, status(state)),
         ("/metrics", true) => {
             let registry = state.registry();
             let mut body = state
@@ -54,8 +54,8 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
                 .insert(header::CONTENT_TYPE, PROMETHEUS);
             response
         }
-        ("/healthz" | "/readyz" | "/status" | "/metrics", false) => public::method_not_allowed(),
-        _ => public::not_found(),
+        ("/healthz" | "/readyz" | "/status" | "/metrics", false) => http::method_not_allowed(),
+        _ => http::not_found(),
     }
 }
 
@@ -160,10 +160,10 @@ fn challenge_headers() -> &'static ChallengeHeaders {
     static HEADERS: OnceLock<ChallengeHeaders> = OnceLock::new();
     HEADERS.get_or_init(|| {
         let mut without = HeaderMap::with_capacity(5);
-        without.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, public::ANY_ORIGIN);
+        without.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, http::ANY_ORIGIN);
         without.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
         without.insert(header::CACHE_CONTROL, NO_STORE);
-        without.insert(header::CONTENT_TYPE, public::JSON);
+        without.insert(header::CONTENT_TYPE, http::JSON);
         let mut with_challenge = without.clone();
         with_challenge.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         ChallengeHeaders {

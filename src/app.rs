@@ -1,22 +1,17 @@
-//! The three commands: `serve`, `check` and `hint`. Each returns the process exit code.
+//! The three commands: `serve`, `check` and `hint`. Each returns its [`Exit`] code.
 
 use std::io::Write;
-use std::process::ExitCode;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::challenge::{Outcome, challenge};
 use crate::cli::{CheckArgs, HintArgs, ServeArgs};
 use crate::config::read::{ConfigReader, Kind, ReadLimits};
 use crate::config::{DEMO, ModeKind, Problems};
 use crate::fetch::{Fetcher, Limits};
+use crate::lifecycle::Exit;
 use crate::registry::{Registry, prm_path};
 use crate::state::{self, AppState, Settings};
-
-/// `EX_CONFIG` from sysexits.h: the config is invalid.
-pub const EX_CONFIG: u8 = 78;
 
 /// Reads and builds a config file into generation `generation`, with the default read limits.
 pub fn load_file(path: &std::path::Path, generation: u64) -> Result<Registry, Problems> {
@@ -44,16 +39,16 @@ pub fn load_with(
 }
 
 /// `signpost serve`.
-pub async fn serve(args: ServeArgs) -> ExitCode {
+pub async fn serve(args: ServeArgs) -> Exit {
     // Before anything else: a SIGTERM during start-up must drain, not kill.
-    let stop = match crate::shutdown::signal() {
+    let stop = match crate::lifecycle::stop_signal() {
         Ok(stop) => stop,
         Err(e) => {
             tracing::error!("cannot install the SIGTERM/SIGINT handlers: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Failure;
         }
     };
-    let sighup = crate::reload::SigHup::install()
+    let sighup = crate::lifecycle::SigHup::install()
         .inspect_err(|e| {
             tracing::warn!("cannot handle SIGHUP ({e}); reloads still follow file changes")
         })
@@ -69,7 +64,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
                 eprintln!(
                     "error: signpost serve needs --config FILE (or SIGNPOST_CONFIG), or --demo\n\nFor more information, try 'signpost serve --help'."
                 );
-                return ExitCode::from(2);
+                return Exit::Usage;
             }
         },
     };
@@ -87,19 +82,19 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
                 });
             if let Err(e) = spawned {
                 tracing::error!("cannot start a thread to read the config: {e}");
-                return ExitCode::FAILURE;
+                return Exit::Failure;
             }
             tokio::select! {
                 loaded = rx => match loaded {
                     Ok(loaded) => loaded,
                     Err(_) => {
                         tracing::error!("reading the config failed unexpectedly");
-                        return ExitCode::FAILURE;
+                        return Exit::Failure;
                     }
                 },
                 () = &mut stop => {
                     tracing::info!("stopped while reading the config; bye");
-                    return ExitCode::SUCCESS;
+                    return Exit::Ok;
                 }
             }
         }
@@ -112,7 +107,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
                 tracing::error!("{line}");
             }
             tracing::error!("invalid config; not starting (exit 78)");
-            return ExitCode::from(EX_CONFIG);
+            return Exit::Config;
         }
     };
     for w in &registry.config.warnings {
@@ -127,7 +122,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("cannot listen on {} (--listen): {e}", args.listen);
-            return ExitCode::FAILURE;
+            return Exit::Failure;
         }
     };
     let admin = match TcpListener::bind(args.admin_listen).await {
@@ -137,7 +132,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
                 "cannot listen on {} (--admin-listen): {e}",
                 args.admin_listen
             );
-            return ExitCode::FAILURE;
+            return Exit::Failure;
         }
     };
     tracing::info!(
@@ -155,7 +150,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         config_read: limits,
     };
     let state = AppState::with_settings(registry, settings);
-    tokio::spawn(crate::upstream::run(
+    tokio::spawn(crate::refresh::keep_upstreams_fresh(
         state.clone(),
         Fetcher::new(Limits::default()),
     ));
@@ -177,58 +172,17 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         (None, _) => None,
     };
     let sighup = sighup.map(|s| s.forward_to(reloading.as_ref().map(|r| r.handle())));
-    run(public, admin, state, stop).await;
+    crate::lifecycle::serve_until_stopped(public, admin, state, stop).await;
     if let Some(task) = sighup {
         task.abort();
     }
     drop(reloading);
     tracing::info!("drained; bye");
-    ExitCode::SUCCESS
-}
-
-/// Serves both listeners until `shutdown`; then `/readyz` turns 503, everything keeps serving for
-/// the state's `shutdown_delay`, the public listener stops accepting and drains, and last the admin
-/// listener (which answers `/readyz` with 503 meanwhile) stops.
-pub async fn run(
-    public: TcpListener,
-    admin: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let (stop_public, public_stopped) = watch::channel(false);
-    let (stop_admin, admin_stopped) = watch::channel(false);
-    let public_task = tokio::spawn(crate::server::serve(
-        public,
-        state.clone(),
-        changed(public_stopped),
-    ));
-    let admin_task = tokio::spawn(crate::server::serve_admin(
-        admin,
-        state.clone(),
-        changed(admin_stopped),
-    ));
-    shutdown.await;
-    state.begin_drain();
-    let delay = state.settings.shutdown_delay;
-    if !delay.is_zero() {
-        tracing::info!(
-            ?delay,
-            "readyz now 503; serving on until the shutdown delay ends"
-        );
-        tokio::time::sleep(delay).await;
-    }
-    let _ = stop_public.send(true);
-    let _ = public_task.await;
-    let _ = stop_admin.send(true);
-    let _ = admin_task.await;
-}
-
-async fn changed(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
+    Exit::Ok
 }
 
 /// `signpost check`.
-pub fn check(args: CheckArgs) -> ExitCode {
+pub fn check(args: CheckArgs) -> Exit {
     let registry = match load_with(&ConfigReader::new(args.read.limits()), &args.config, 1) {
         Ok((r, _)) => r,
         Err(problems) => {
@@ -239,7 +193,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
                 problems.list.len(),
                 if problems.list.len() == 1 { "" } else { "s" }
             );
-            return ExitCode::from(EX_CONFIG);
+            return Exit::Config;
         }
     };
     for w in &registry.config.warnings {
@@ -259,13 +213,13 @@ pub fn check(args: CheckArgs) -> ExitCode {
     let _ = print_routes(&mut out, &registry).and_then(|()| out.flush());
     drop(out);
     let code = if !args.online {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
         match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(check_online(&registry)),
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
-                ExitCode::FAILURE
+                Exit::Failure
             }
         }
     };
@@ -275,7 +229,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
 }
 
 /// `check --online`: fetch each upstream once (concurrently) and print its findings per server.
-async fn check_online(registry: &Registry) -> ExitCode {
+async fn check_online(registry: &Registry) -> Exit {
     use crate::upstream::discover::{Severity, discover_with_cors, judge_for};
     let fetcher = Fetcher::new(Limits::default());
     let mut issuers: Vec<&str> = registry
@@ -337,9 +291,9 @@ async fn check_online(registry: &Registry) -> ExitCode {
             "{errors} error finding{}: some clients cannot log in",
             if errors == 1 { "" } else { "s" }
         );
-        ExitCode::FAILURE
+        Exit::Failure
     } else {
-        ExitCode::SUCCESS
+        Exit::Ok
     }
 }
 
@@ -355,7 +309,7 @@ fn long_hints(registry: &Registry) -> Vec<String> {
             .flat_map(|routes| {
                 server.paths.iter().map(|path| {
                     let full = routes.site.full_path(path);
-                    crate::challenge::hint(&routes.site, server, &full).len()
+                    crate::hint::hint(&routes.site, server, &full).len()
                 })
             })
             .max()
@@ -407,7 +361,7 @@ fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()
                 writeln!(
                     out,
                     "  hint         {resource}\n               WWW-Authenticate: {}",
-                    crate::challenge::hint(site, server, &full)
+                    crate::hint::hint(site, server, &full)
                 )?;
             }
         }
@@ -416,12 +370,12 @@ fn print_routes(out: &mut impl Write, registry: &Registry) -> std::io::Result<()
 }
 
 /// `signpost hint`.
-pub fn hint(args: HintArgs) -> ExitCode {
+pub fn hint(args: HintArgs) -> Exit {
     let registry = match load_with(&ConfigReader::new(args.read.limits()), &args.config, 1) {
         Ok((r, _)) => r,
         Err(problems) => {
             eprintln!("{problems}");
-            return ExitCode::from(EX_CONFIG);
+            return Exit::Config;
         }
     };
     let c = challenge(&registry, Some(&args.resource), None, Outcome::Hint, None);
@@ -430,11 +384,11 @@ pub fn hint(args: HintArgs) -> ExitCode {
     let owned = c.server.is_some();
     std::mem::forget(registry); // exiting: see `check`
     if owned {
-        return ExitCode::SUCCESS;
+        return Exit::Ok;
     }
     eprintln!(
         "no server owns {}; this is the plain challenge (check the path against `signpost check`)",
         args.resource
     );
-    ExitCode::FAILURE
+    Exit::Failure
 }

@@ -251,15 +251,8 @@ fn check_scheme(url: &Url, any_http: bool) -> Result<(), FetchError> {
     }
 }
 
-/// Whether `url`'s host is `localhost` or a loopback address.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+/// Whether `url`'s host is `localhost` or a loopback address (the rule lives in [`crate::addr`]).
+pub use crate::addr::is_loopback_url as is_loopback;
 
 /// An error and its sources, `: `-joined (hyper's top-level messages alone say little).
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

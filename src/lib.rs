@@ -31,19 +31,24 @@
 
 #![forbid(unsafe_code)]
 
+pub mod addr;
 pub mod admin;
 pub mod app;
 pub mod challenge;
 pub mod cli;
 pub mod config;
 pub mod fetch;
+pub mod hint;
+pub mod http;
 pub mod import;
+pub mod lifecycle;
 pub mod metrics;
 pub mod probe;
 pub mod public;
+pub mod refresh;
 pub mod registry;
 pub mod reload;
 pub mod server;
-pub mod shutdown;
 pub mod state;
 pub mod upstream;
+pub mod well_known;

@@ -1,8 +1,7 @@
 //! The `signpost` binary: parse the command line, install logging, run the command, exit with its
-//! code (0 ok, 1 failure, 2 usage, 78 invalid config). Text logs are coloured only when stderr is
-//! a terminal (and `NO_COLOR` is unset); JSON logs never are. After `serve` has drained, the
-//! process exits without waiting for blocking threads (a read stuck on a FIFO or a hung network
-//! file system must not keep a stopped server alive).
+//! code (`lifecycle::Exit`). Text logs are coloured only when stderr is a terminal (and `NO_COLOR`
+//! is unset); JSON logs never are. After `serve` has drained, the process exits without waiting
+//! for blocking threads (step 7 of `lifecycle`'s order).
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use signpost::cli::{Cli, Command, LogFormat};
+use signpost::lifecycle::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.with_ansi(colours).init(),
         LogFormat::Json => logs.with_ansi(false).json().init(),
     }
-    match cli.command {
+    let exit = match cli.command {
         Command::Serve(args) => match tokio::runtime::Runtime::new() {
             Ok(rt) => {
                 let code = rt.block_on(signpost::app::serve(args));
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
-                ExitCode::FAILURE
+                Exit::Failure
             }
         },
         Command::Check(args) => signpost::app::check(args),
@@ -44,11 +44,12 @@ fn main() -> ExitCode {
             signpost::cli::ImportFrom::Litellm(args) => signpost::import::litellm(args),
         },
         Command::Probe(args) => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(signpost::probe::run(args)),
+            Ok(rt) => rt.block_on(signpost::probe::command(args)),
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
-                ExitCode::FAILURE
+                Exit::Failure
             }
         },
-    }
+    };
+    exit.into()
 }

@@ -20,13 +20,11 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
+use crate::http::{ALLOW, ANY_ORIGIN, json, method_not_allowed, not_found};
 use crate::metrics::Kind;
 use crate::registry::{Doc, DocKind, OIDC_PREFIX, Registry};
 use crate::state::AppState;
 
-pub const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
-pub const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
-pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const PREFLIGHT_HEADERS: HeaderValue = HeaderValue::from_static(
     "mcp-protocol-version, authorization, content-type, accept, mcp-session-id, last-event-id",
 );
@@ -34,11 +32,8 @@ const PREFLIGHT_HEADERS: HeaderValue = HeaderValue::from_static(
 const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
-const NOT_FOUND_BODY: &str =
-    r#"{"error":"not_found","error_description":"no discovery document at this URL"}"#;
 const SEVERAL_HOSTS_BODY: &str = r#"{"error":"bad_request","error_description":"more than one Host header (RFC 9112 section 3.2)"}"#;
 const NO_HOST_BODY: &str = r#"{"error":"bad_request","error_description":"an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"}"#;
-const METHOD_NOT_ALLOWED_BODY: &str = r#"{"error":"method_not_allowed","error_description":"discovery documents answer GET, HEAD and OPTIONS only"}"#;
 
 /// What a request path names.
 enum Target<'a> {
@@ -180,26 +175,6 @@ fn preflight() -> Response<Full<Bytes>> {
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW);
     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, PREFLIGHT_HEADERS);
     h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
-    response
-}
-
-/// A JSON answer with CORS, for errors and admin documents.
-pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
-    h.insert(header::CONTENT_TYPE, JSON);
-    response
-}
-
-pub fn not_found() -> Response<Full<Bytes>> {
-    json(StatusCode::NOT_FOUND, NOT_FOUND_BODY)
-}
-
-pub fn method_not_allowed() -> Response<Full<Bytes>> {
-    let mut response = json(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_BODY);
-    response.headers_mut().insert(header::ALLOW, ALLOW);
     response
 }
 

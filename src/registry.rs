@@ -105,7 +105,7 @@ pub struct Resource {
     /// Index into the config's servers.
     pub server: usize,
     /// The `WWW-Authenticate` `/challenge` answers for this path when no token was presented
-    /// ([`crate::challenge::hint`]), ready to send: a slice of the server's buffer on this site
+    /// ([`crate::hint::hint`]), ready to send: a slice of the server's buffer on this site
     /// (the site's `realm` for a `none` server).
     pub hint: HeaderValue,
     /// Index into the site's `blocks`.
@@ -388,7 +388,7 @@ impl Registry {
                 resources: Table::with_capacity(paths),
                 blocks: Vec::with_capacity(config.servers.len()),
                 issuers: Table::with_capacity(if config.sites.len() == 1 { hosted } else { 0 }),
-                realm: crate::challenge::realm(site),
+                realm: crate::hint::realm(site),
             })
             .collect();
         // The previous snapshot's site at the same index, if it is the same origin and prefix.
@@ -517,14 +517,11 @@ impl Registry {
             HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
                 .expect("a number makes a valid header value");
         let mut not_modified_headers = HeaderMap::with_capacity(3);
-        not_modified_headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            crate::public::ANY_ORIGIN,
-        );
+        not_modified_headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, crate::http::ANY_ORIGIN);
         not_modified_headers.insert(header::CACHE_CONTROL, cache_control.clone());
         not_modified_headers.insert(header::ETAG, HeaderValue::from_static("\"\""));
         let mut document_headers = not_modified_headers.clone();
-        document_headers.insert(header::CONTENT_TYPE, crate::public::JSON);
+        document_headers.insert(header::CONTENT_TYPE, crate::http::JSON);
         Registry {
             source,
             config,
@@ -639,7 +636,7 @@ fn render_doc(out: &mut Vec<u8>, value: &impl serde::Serialize, old: Option<Doc<
     len
 }
 
-/// Appends [`crate::challenge::hint`] for a server that is not `none` (the same bytes, tested
+/// Appends [`crate::hint::hint`] for a server that is not `none` (the same bytes, tested
 /// below; this one writes in place instead of building strings, 300,000 times for a big config).
 fn push_hint(out: &mut Vec<u8>, site: &Site, server: &Server, full_path: &str) {
     out.extend_from_slice(b"Bearer resource_metadata=\"");
@@ -662,7 +659,7 @@ fn push_hint(out: &mut Vec<u8>, site: &Site, server: &Server, full_path: &str) {
 }
 
 /// Appends `value` as the inside of a quoted string: `\` and `"` escaped, control characters
-/// dropped (as `challenge::push_param` does).
+/// dropped (as `hint::push_param` does).
 fn push_quoted(out: &mut Vec<u8>, value: &str) {
     let plain = |b: &u8| b.is_ascii() && !b.is_ascii_control() && *b != b'"' && *b != b'\\';
     if value.as_bytes().iter().all(plain) {
@@ -726,18 +723,6 @@ fn render_prm<'a>(server: &'a Server, resource: &'a str, issuer: &'a str) -> Prm
         resource_documentation: server.resource_documentation.as_deref(),
     }
 }
-
-/// Every key [`render_as`] takes from an upstream document: a fetched document that differs from
-/// the last one only elsewhere (a timestamp, a nonce) renders nothing anew.
-pub const RELAYED_FIELDS: &[&str] = &[
-    "authorization_endpoint",
-    "token_endpoint",
-    "registration_endpoint",
-    "token_endpoint_auth_methods_supported",
-    "revocation_endpoint",
-    "client_id_metadata_document_supported",
-    "scopes_supported",
-];
 
 /// RFC 8414 metadata for a facade or gateway issuer; `issuer` is the URL it is served under.
 /// A facade takes what its config leaves out from the upstream's document (whose values already
@@ -939,7 +924,7 @@ mod tests {
         for site in &r.sites {
             for (full, res) in site.resources.iter() {
                 let server = &r.config.servers[res.server];
-                let expected = crate::challenge::hint(&site.site, server, full);
+                let expected = crate::hint::hint(&site.site, server, full);
                 assert_eq!(res.hint.to_str().unwrap(), expected, "{full}");
                 checked += 1;
             }

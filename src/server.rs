@@ -69,7 +69,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    run(listener, state, crate::public::respond, "public", shutdown).await;
+    accept_loop(listener, state, crate::public::respond, "public", shutdown).await;
 }
 
 /// Serves the admin routes (`/challenge`, `/healthz`, `/readyz`, `/status`, `/metrics`).
@@ -78,7 +78,7 @@ pub async fn serve_admin(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    run(listener, state, crate::admin::respond, "admin", shutdown).await;
+    accept_loop(listener, state, crate::admin::respond, "admin", shutdown).await;
 }
 
 /// Connections that have not sent a byte yet, oldest first: the first to go when the listener
@@ -141,7 +141,7 @@ impl Silent {
     }
 }
 
-async fn run(
+async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
     handler: Handler,

@@ -118,7 +118,7 @@ impl AppState {
     /// with it.
     pub fn install(&self, registry: Registry) {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let registry = if crate::upstream::wanted(&registry).is_empty() {
+        let registry = if crate::upstream::wanted(&registry.config).is_empty() {
             registry
         } else {
             registry.with_upstreams(&self.upstreams.documents())

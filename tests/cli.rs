@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Binary;
+
 const BIN: &str = env!("CARGO_BIN_EXE_signpost");
 const EX_CONFIG: i32 = 78;
 
@@ -381,15 +385,6 @@ impl Running {
         ))
     }
 
-    fn pid(&self) -> u32 {
-        self.0.as_ref().expect("running").id()
-    }
-
-    /// Whether it already exited.
-    fn exited(&mut self) -> bool {
-        matches!(self.0.as_mut().map(Child::try_wait), Some(Ok(Some(_))))
-    }
-
     /// Waits for the exit (at most `limit`); returns the exit code and everything on stderr.
     fn wait(mut self, limit: Duration) -> (Option<i32>, String) {
         let mut child = self.0.take().expect("running");
@@ -420,13 +415,6 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
-}
-
-/// A port nothing listens on right now.
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
 }
 
 /// A port held busy for as long as the listener lives.
@@ -537,57 +525,39 @@ fn serve_on_a_port_in_use_exits_1_naming_the_address_and_flag() {
     );
 }
 
-/// Starts `serve --config valid.json` on free ports and waits (with a deadline) until `/healthz`
-/// answers 200.
-fn serve_until_healthy(extra: &[&str]) -> (Running, SocketAddr, SocketAddr) {
-    serve_with(&[&["--config", "valid.json"], extra].concat(), &[])
+/// Starts `serve --config valid.json` through the common [`Binary`] helper (port 0, JSON logs)
+/// and waits until it listens.
+async fn serve_until_healthy() -> Binary {
+    serve_with(&["--config", "valid.json"], &[]).await
 }
 
-/// Starts `serve <args>` with `env` on free ports and waits until `/healthz` answers 200.
-fn serve_with(args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr, SocketAddr) {
-    // A free port can be taken by someone else before signpost binds it: retry a few times.
-    for _ in 0..5 {
-        let (public, admin) = (free_addr(), free_addr());
-        let mut child = Running::spawn(
-            signpost()
-                .envs(env.iter().copied())
-                .arg("serve")
-                .args(args)
-                .args(["--listen", &public.to_string()])
-                .args(["--admin-listen", &admin.to_string()]),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && !child.exited() {
-            if http_status(admin, "/healthz") == Some(200) {
-                return (child, public, admin);
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        if !child.exited() {
-            panic!("signpost did not become healthy within 20 s");
-        }
-    }
-    panic!("signpost could not start on a free port");
+/// Starts `serve <args>` with `env` through the common [`Binary`] helper.
+async fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Binary {
+    let mut cmd = signpost();
+    cmd.envs(env.iter().copied()).arg("serve").args(args);
+    let b = Binary::start(cmd, &[]).await;
+    assert_eq!(http_status(b.admin, "/healthz"), Some(200));
+    b
 }
 
-#[test]
-fn serve_exits_0_on_sigterm() {
-    let (child, public, _admin) = serve_until_healthy(&[]);
+#[tokio::test]
+async fn serve_exits_0_on_sigterm() {
+    let mut b = serve_until_healthy().await;
     // It serves the config's documents.
     assert_eq!(
         http_status(
-            public,
+            b.public,
             "/.well-known/oauth-protected-resource/mcp/github/mcp"
         ),
         Some(200)
     );
-    let (code, err) = terminate(child);
+    let (code, err) = terminate(&mut b).await;
     assert_eq!(code, Some(0), "stderr:\n{err}");
     assert!(err.contains("SIGTERM"), "{err}");
 }
 
-#[test]
-fn log_format_json_emits_json_lines() {
+#[tokio::test]
+async fn log_format_json_emits_json_lines() {
     // An invalid config: every problem is logged, as JSON.
     let o = run(signpost().args([
         "--log-format",
@@ -617,9 +587,10 @@ fn log_format_json_emits_json_lines() {
         "{err}"
     );
 
-    // A running server logs JSON too (the flag is global: it also works after the subcommand).
-    let (child, _public, _admin) = serve_until_healthy(&["--log-format", "json"]);
-    let (code, err) = terminate(child);
+    // A running server logs JSON too (the flag is global: the helper gives it after the
+    // subcommand).
+    let mut b = serve_until_healthy().await;
+    let (code, err) = terminate(&mut b).await;
     assert_eq!(code, Some(0), "stderr:\n{err}");
     for line in err.lines().filter(|l| !l.trim().is_empty()) {
         serde_json::from_str::<serde_json::Value>(line)
@@ -628,29 +599,27 @@ fn log_format_json_emits_json_lines() {
 }
 
 /// Sends SIGTERM and waits for the exit: `(exit code, stderr)`.
-fn terminate(child: Running) -> (Option<i32>, String) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    child.wait(Duration::from_secs(15))
+async fn terminate(b: &mut Binary) -> (Option<i32>, String) {
+    b.signal("TERM");
+    let status = b.wait_exit(Duration::from_secs(15)).await;
+    (status.code(), b.log_lines().join("\n"))
 }
 
-#[test]
-fn serve_demo_works_in_an_image_that_sets_signpost_config() {
-    let (child, public, _admin) = serve_with(
+#[tokio::test]
+async fn serve_demo_works_in_an_image_that_sets_signpost_config() {
+    let mut b = serve_with(
         &["--demo"],
         &[("SIGNPOST_CONFIG", "/nonexistent/signpost.json")],
-    );
+    )
+    .await;
     assert_eq!(
         http_status(
-            public,
+            b.public,
             "/.well-known/oauth-protected-resource/mcp/atlassian/mcp"
         ),
         Some(200)
     );
-    let (code, err) = terminate(child);
+    let (code, err) = terminate(&mut b).await;
     assert_eq!(code, Some(0), "stderr:\n{err}");
     assert!(err.contains("demo"), "{err}");
 }

@@ -7,6 +7,10 @@
 //! protected-resource metadata and authorization-server metadata (issuer `<base>/realms/eng`);
 //! `Knobs::default()` is a deployment every family accepts, and each test changes one knob.
 
+mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -1519,7 +1523,7 @@ async fn facade_without_rfc9207_is_a_warning() {
 #[tokio::test(flavor = "multi_thread")]
 async fn loopback_authorization_server_with_a_loopback_mcp_host_is_allowed() {
     // The rmcp rejection needs an MCP host that is not loopback: see the unit test
-    // `probe::eval::tests::private_authorization_server_fails_rmcp_only`.
+    // `probe::as_metadata::tests::private_authorization_server_fails_rmcp_only`.
     case(Knobs::default(), &[], &[], ("as.private_host", "info")).await;
 }
 
@@ -1644,14 +1648,6 @@ impl Proc {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -1711,7 +1707,7 @@ async fn signpost_behind_nginx_passes_every_family() {
         }),
     )
     .await;
-    let (nginx_port, public, admin) = (free_port(), free_port(), free_port());
+    let [nginx_port] = e2e::free_ports();
     let config = dir.path().join("signpost.json");
     std::fs::write(
         &config,
@@ -1732,19 +1728,8 @@ async fn signpost_behind_nginx_passes_every_family() {
         .to_string(),
     )
     .unwrap();
-    let signpost = Proc::spawn(
-        "signpost",
-        Command::new(env!("CARGO_BIN_EXE_signpost")).args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{public}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ]),
-        dir.path(),
-    );
+    let signpost = common::Binary::serve(&config, &[]).await;
+    let (public, admin) = (signpost.public.port(), signpost.admin.port());
     // deploy/nginx/signpost.conf as shipped, addresses filled in (read-only use of the file).
     let shipped = std::fs::read_to_string(repo().join("deploy/nginx/signpost.conf")).unwrap();
     let conf = shipped
@@ -1794,7 +1779,7 @@ async fn signpost_behind_nginx_passes_every_family() {
         assert!(
             Instant::now() < deadline,
             "the stack did not come up; signpost:\n{}\nnginx:\n{}",
-            signpost.log(),
+            signpost.log_lines().join("\n"),
             nginx.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -17,17 +17,16 @@ pub mod litellm;
 pub mod yaml;
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use crate::app::EX_CONFIG;
 use crate::cli::LitellmImportArgs;
 use crate::config::{ModeKind, Pos, Problem, Problems};
 use crate::fetch::{FetchError, Fetcher, Limits};
+use crate::lifecycle::Exit;
 use crate::upstream::discover::{Severity, discover};
 use litellm::{Level, Planned, Remark};
 
@@ -35,7 +34,7 @@ use litellm::{Level, Planned, Remark};
 const MAX_INPUT: u64 = 4 * 1024 * 1024;
 
 /// `signpost import litellm`.
-pub fn litellm(args: LitellmImportArgs) -> ExitCode {
+pub fn litellm(args: LitellmImportArgs) -> Exit {
     let file = args.config.display().to_string();
     let root = match read(&args.config, &file) {
         Ok(root) => root,
@@ -52,7 +51,7 @@ pub fn litellm(args: LitellmImportArgs) -> ExitCode {
             Ok(rt) => rt.block_on(online(&mut servers, &mut remarks)),
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
+                return Exit::Failure;
             }
         }
     }
@@ -79,7 +78,7 @@ pub fn litellm(args: LitellmImportArgs) -> ExitCode {
             eprintln!(
                 "--public-url: give the gateway's public URL, such as https://gw.example.com"
             );
-            return ExitCode::from(2);
+            return Exit::Usage;
         }
     };
     remarks.extend(dropped);
@@ -108,13 +107,13 @@ pub fn litellm(args: LitellmImportArgs) -> ExitCode {
             if errors == 1 { "" } else { "s" },
             if errors == 1 { "is" } else { "are" }
         );
-        ExitCode::FAILURE
+        Exit::Failure
     } else {
-        ExitCode::SUCCESS
+        Exit::Ok
     }
 }
 
-fn invalid(problems: &Problems) -> ExitCode {
+fn invalid(problems: &Problems) -> Exit {
     eprintln!("{problems}");
     eprintln!(
         "{}: not imported ({} problem{}); nothing was written",
@@ -122,7 +121,7 @@ fn invalid(problems: &Problems) -> ExitCode {
         problems.list.len(),
         if problems.list.len() == 1 { "" } else { "s" }
     );
-    ExitCode::from(EX_CONFIG)
+    Exit::Config
 }
 
 fn one(file: &str, pos: Option<Pos>, message: String) -> Problems {
@@ -384,8 +383,8 @@ async fn walk(strict: &Fetcher, url: &str) -> Result<Found, String> {
     let candidates = match hinted {
         Some(u) => vec![u],
         None => vec![
-            crate::probe::prm_path_inserted(&mcp),
-            crate::probe::prm_root(&mcp),
+            crate::well_known::prm_path_inserted(&mcp),
+            crate::well_known::prm_root(&mcp),
         ],
     };
     let mut tried = Vec::new();

@@ -1,6 +1,7 @@
 //! Every request the probe makes, made once and remembered. Clients differ in which requests they
 //! make (GET or POST, which `MCP-Protocol-Version`, with or without `Origin`), so the probe makes
-//! each distinct request once and the per-family walks in `eval` read the answers.
+//! each distinct request once ([`gather`], step by step) and the per-family walks in `eval` read
+//! the answers.
 //!
 //! Nothing here sends credentials: no `Cookie`, no client certificate, and the only
 //! `Authorization` ever sent is the obviously fake [`FAKE_BEARER`] (to see how the MCP endpoint
@@ -15,7 +16,10 @@ use hyper::Method;
 use serde::Serialize;
 use url::Url;
 
+use super::cors::preflight_problem;
+use super::header;
 use crate::fetch::{FetchError, Fetched, Fetcher};
+use crate::well_known;
 
 /// The protocol version modern clients send on discovery requests.
 pub const MODERN_VERSION: &str = "2025-11-25";
@@ -31,6 +35,9 @@ pub const MCP_BASE_HEADERS: [&str; 3] = ["authorization", "content-type", "mcp-p
 pub const MCP_2026_HEADERS: [&str; 3] = ["mcp-method", "mcp-name", "mcp-param-x"];
 /// The bearer the probe sends to see how an invalid token is answered: obviously not a token.
 pub const FAKE_BEARER: &str = "Bearer signpost-probe-not-a-token";
+
+/// Authorization servers probed at most (only `authorization_servers[0]` of each PRM matters).
+const MAX_ISSUERS: usize = 3;
 
 const INITIALIZE: &str = concat!(
     r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","#,
@@ -292,6 +299,146 @@ impl Session {
         };
         self.seen.addrs.insert(host.to_owned(), addrs);
     }
+}
+
+/// Makes every request any family would make, step by step. Returns false when the MCP URL
+/// cannot be reached at all (neither the POST nor the GET got an answer, and not because of a
+/// redirect).
+pub async fn gather(s: &mut Session) -> bool {
+    let Some(answers) = challenge_requests(s).await else {
+        return false;
+    };
+    let issuers = prm_requests(s, &answers).await;
+    as_requests(s, &issuers).await;
+    true
+}
+
+/// The MCP endpoint: POST and GET without a token, the fake bearer, the browser's preflight and
+/// POST. Returns the answers a hint could be read from, or `None` when nothing answered.
+async fn challenge_requests(s: &mut Session) -> Option<Vec<Resp>> {
+    let mcp = s.seen.mcp.clone();
+    let post = s.fetch(Kind::Post, &mcp).await;
+    let get = s.fetch(Kind::Get, &mcp).await;
+    let answered =
+        |o: &Outcome| o.is_ok() || o.as_ref().is_err_and(|e| e.cross_origin_target().is_some());
+    if !answered(&post) && !answered(&get) {
+        return None;
+    }
+    let _ = s.fetch(Kind::FakeBearer, &mcp).await;
+    let _ = s.fetch(Kind::McpPreflight, &mcp).await;
+    let cors_post = s.fetch(Kind::CorsPost, &mcp).await;
+    s.resolve(&mcp).await;
+    Some([post, get, cors_post].into_iter().flatten().collect())
+}
+
+/// Protected-resource metadata: every hint any client could read in `answers`, and the
+/// well-known URLs, as each family requests them. Returns the `authorization_servers[0]` seen.
+async fn prm_requests(s: &mut Session, answers: &[Resp]) -> Vec<Url> {
+    let mcp = s.seen.mcp.clone();
+    let mut candidates: Vec<Url> = Vec::new();
+    for r in answers {
+        let joined = r.all("www-authenticate").join(", ");
+        for raw in header::all_resource_metadata(&header::parse_challenges(&joined))
+            .into_iter()
+            .chain(header::any_resource_metadata(&joined))
+            .chain(header::ts_resource_metadata(&joined))
+        {
+            if let Ok(u) = Url::parse(&raw) {
+                push_unique(&mut candidates, u);
+            }
+        }
+    }
+    for u in well_known::prm_urls(&mcp) {
+        push_unique(&mut candidates, u);
+    }
+    let mut issuers: Vec<Url> = Vec::new();
+    for url in &candidates {
+        for kind in [Kind::Modern, Kind::Legacy] {
+            let mut o = s.fetch(kind, url).await;
+            if let Some(followed) = follow_cross_origin(s, &o).await {
+                o = followed;
+            }
+            if let Some(issuer) = o.ok().and_then(|r| first_issuer(&r)) {
+                if issuers.len() < MAX_ISSUERS {
+                    push_unique(&mut issuers, issuer);
+                }
+            }
+        }
+        cors_get(s, url).await;
+    }
+    issuers
+}
+
+/// Authorization-server metadata of every issuer, at every URL any family tries, and the CORS of
+/// the endpoints a browser page POSTs to itself (without a POST).
+async fn as_requests(s: &mut Session, issuers: &[Url]) {
+    for issuer in issuers {
+        s.resolve(issuer).await;
+        for url in well_known::as_metadata_urls(issuer, well_known::trimmed_path(issuer), true) {
+            let o = s.fetch(Kind::Modern, &url).await;
+            let _ = follow_cross_origin(s, &o).await;
+            cors_get(s, &url).await;
+            if let Ok(r) = &o {
+                endpoint_requests(s, r).await;
+            }
+        }
+    }
+}
+
+/// The browser's preflights of the registration and token endpoints of an AS metadata answer,
+/// and a GET with `Origin` of the token endpoint when its preflight fails.
+async fn endpoint_requests(s: &mut Session, r: &Resp) {
+    let doc: Option<serde_json::Value> = (r.status == 200)
+        .then(|| serde_json::from_slice(&r.body).ok())
+        .flatten();
+    for key in ["registration_endpoint", "token_endpoint"] {
+        let Some(u) = doc
+            .as_ref()
+            .and_then(|d| d.get(key)?.as_str())
+            .and_then(|e| Url::parse(e).ok())
+        else {
+            continue;
+        };
+        let pre = s.fetch(Kind::PostPreflight, &u).await;
+        if key == "token_endpoint"
+            && preflight_problem(&pre, &s.seen.origin.clone(), "POST", &["content-type"]).is_some()
+        {
+            let _ = s.fetch(Kind::OriginGet, &u).await;
+        }
+    }
+}
+
+/// Python's request after a cross-origin redirect (the only family that follows one), when `o`
+/// is one.
+async fn follow_cross_origin(s: &mut Session, o: &Outcome) -> Option<Outcome> {
+    let to = o.as_ref().err().and_then(|e| e.cross_origin_target())?;
+    let to = Url::parse(to).ok()?;
+    Some(s.fetch(Kind::PythonFollow, &to).await)
+}
+
+/// The browser's requests for one document: preflight, the real GET, and the retry without
+/// custom headers when the preflight fails.
+async fn cors_get(s: &mut Session, url: &Url) {
+    let preflight = s.fetch(Kind::Preflight, url).await;
+    let _ = s.fetch(Kind::CorsGet, url).await;
+    let origin = s.seen.origin.clone();
+    if preflight_problem(&preflight, &origin, "GET", &["mcp-protocol-version"]).is_some() {
+        let _ = s.fetch(Kind::CorsSimpleGet, url).await;
+    }
+}
+
+fn push_unique(list: &mut Vec<Url>, u: Url) {
+    if !list.contains(&u) {
+        list.push(u);
+    }
+}
+
+fn first_issuer(r: &Resp) -> Option<Url> {
+    if r.status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    Url::parse(v.get("authorization_servers")?.get(0)?.as_str()?).ok()
 }
 
 fn request_for(kind: Kind, origin: &str) -> (Method, Vec<(&'static str, String)>, Bytes) {

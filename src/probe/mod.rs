@@ -5,19 +5,31 @@
 //! * `gather` — every request, made once (the same bounded [`crate::fetch::Fetcher`] as upstream
 //!   discovery; no credentials; same-origin redirects only).
 //! * `header` — `WWW-Authenticate` as each client reads it, RFC 6750 scope syntax, CORS lists.
-//! * `eval` — the per-family walks (pure functions of what was observed) and the checklist.
+//! * `eval` — the family models, and the per-family walks and the checklist (pure functions of
+//!   what was observed), run step by step through the four step files:
+//!   `challenge` (the 401 and its `WWW-Authenticate`), `prm` (protected-resource metadata),
+//!   `as_metadata` (authorization-server metadata) and `cors` (browser clients); each holds that
+//!   step's walk and its checks. `doc` is what the PRM and AS steps share (the candidate loop).
+//! * `check` — the check ids as one enum (id, step, the families each can stop, fix), and the
+//!   checklist and verdict types.
 //! * `render` — the human checklist and the `--json` document (schema `signpost.probe/v1`).
 //!
 //! Bounds: every request is limited by [`crate::fetch::Limits`] (3 s connect, 10 s total, 256 KiB
 //! body) and the whole probe by `--timeout` (default 30 s): a request that would start after the
 //! budget is spent is not sent and is reported as such.
 
+mod as_metadata;
+mod challenge;
+pub mod check;
+mod cors;
+mod doc;
 pub mod eval;
 pub mod gather;
 pub mod header;
+mod prm;
 pub mod render;
 
-use std::process::ExitCode;
+use crate::lifecycle::Exit;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,14 +37,12 @@ use url::Url;
 
 use crate::cli::ProbeArgs;
 use crate::fetch::{Fetcher, Limits};
-use gather::{Kind, Observed, Session};
+use gather::{Observed, Session};
 
 /// The default `--origin`: the MCP Inspector's local web page.
 pub const DEFAULT_ORIGIN: &str = "http://localhost:6274";
 /// The default overall time budget.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Authorization servers probed at most (only `authorization_servers[0]` of each PRM matters).
-const MAX_ISSUERS: usize = 3;
 
 /// The client families a verdict is given for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -125,16 +135,16 @@ pub struct Options {
 }
 
 /// `signpost probe`.
-pub async fn run(args: ProbeArgs) -> ExitCode {
+pub async fn command(args: ProbeArgs) -> Exit {
     let url = match Url::parse(&args.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
         Ok(u) => {
             eprintln!("signpost probe: {u} is not an http(s) URL");
-            return ExitCode::from(2);
+            return Exit::Usage;
         }
         Err(e) => {
             eprintln!("signpost probe: {:?} is not a URL: {e}", args.url);
-            return ExitCode::from(2);
+            return Exit::Usage;
         }
     };
     let origin = args
@@ -166,7 +176,7 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
             .write_all(out.as_bytes())
             .and_then(|()| stdout.flush());
     }
-    ExitCode::from(report.exit_code())
+    report.exit_code()
 }
 
 /// Everything `probe` found.
@@ -174,8 +184,8 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
 pub struct Report {
     pub seen: Observed,
     pub reachable: bool,
-    pub checks: Vec<eval::Check>,
-    pub verdicts: Vec<eval::Verdict>,
+    pub checks: Vec<check::Check>,
+    pub verdicts: Vec<check::Verdict>,
     pub elapsed: Duration,
     /// `--strict`: a warning fails the probe too.
     pub strict: bool,
@@ -184,15 +194,15 @@ pub struct Report {
 impl Report {
     /// 0 when every family passes (and, with `--strict`, no check warns), 2 when the endpoint
     /// cannot be reached at all, else 1.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         if !self.reachable {
-            2
+            Exit::Usage
         } else if self.verdicts.iter().all(|v| v.failure.is_none())
             && !(self.strict && self.warnings() > 0)
         {
-            0
+            Exit::Ok
         } else {
-            1
+            Exit::Failure
         }
     }
 
@@ -200,7 +210,7 @@ impl Report {
     pub fn warnings(&self) -> usize {
         self.checks
             .iter()
-            .filter(|c| c.status == eval::Status::Warn)
+            .filter(|c| c.status == check::Status::Warn)
             .count()
     }
 }
@@ -215,7 +225,7 @@ pub async fn probe(options: &Options) -> Report {
         options.url.clone(),
         options.origin.clone(),
     );
-    let reachable = gather(&mut session).await;
+    let reachable = gather::gather(&mut session).await;
     let seen = session.seen;
     let (checks, verdicts) = eval::evaluate(&seen, options.expect_issuer.as_deref(), reachable);
     Report {
@@ -228,260 +238,7 @@ pub async fn probe(options: &Options) -> Report {
     }
 }
 
-/// Makes every request any family would make. Returns false when the MCP URL cannot be reached
-/// at all (neither the POST nor the GET got an answer, and not because of a redirect).
-async fn gather(s: &mut Session) -> bool {
-    let mcp = s.seen.mcp.clone();
-    let post = s.fetch(Kind::Post, &mcp).await;
-    let get = s.fetch(Kind::Get, &mcp).await;
-    let answered = |o: &gather::Outcome| {
-        o.is_ok() || o.as_ref().is_err_and(|e| e.cross_origin_target().is_some())
-    };
-    if !answered(&post) && !answered(&get) {
-        return false;
-    }
-    let _ = s.fetch(Kind::FakeBearer, &mcp).await;
-    let _ = s.fetch(Kind::McpPreflight, &mcp).await;
-    let cors_post = s.fetch(Kind::CorsPost, &mcp).await;
-    s.resolve(&mcp).await;
-
-    // Protected-resource metadata: every hint any client could read, and the well-known URLs.
-    let mut candidates: Vec<Url> = Vec::new();
-    for r in [&post, &get, &cors_post].into_iter().flatten() {
-        let joined = r.all("www-authenticate").join(", ");
-        for raw in header::all_resource_metadata(&header::parse_challenges(&joined))
-            .into_iter()
-            .chain(header::any_resource_metadata(&joined))
-            .chain(header::ts_resource_metadata(&joined))
-        {
-            if let Ok(u) = Url::parse(&raw) {
-                push_unique(&mut candidates, u);
-            }
-        }
-    }
-    for u in well_known_prm(&mcp) {
-        push_unique(&mut candidates, u);
-    }
-    let mut issuers: Vec<Url> = Vec::new();
-    for url in &candidates {
-        for kind in [Kind::Modern, Kind::Legacy] {
-            let mut o = s.fetch(kind, url).await;
-            if let Some(to) = o.as_ref().err().and_then(|e| e.cross_origin_target()) {
-                if let Ok(to) = Url::parse(to) {
-                    o = s.fetch(Kind::PythonFollow, &to).await;
-                }
-            }
-            if let Some(issuer) = o.ok().and_then(|r| first_issuer(&r)) {
-                if issuers.len() < MAX_ISSUERS {
-                    push_unique(&mut issuers, issuer);
-                }
-            }
-        }
-        cors_get(s, url).await;
-    }
-
-    // Authorization-server metadata of every `authorization_servers[0]` seen.
-    for issuer in &issuers {
-        s.resolve(issuer).await;
-        for url in as_metadata_urls(issuer, true) {
-            let o = s.fetch(Kind::Modern, &url).await;
-            if let Some(to) = o.as_ref().err().and_then(|e| e.cross_origin_target()) {
-                if let Ok(to) = Url::parse(to) {
-                    let _ = s.fetch(Kind::PythonFollow, &to).await;
-                }
-            }
-            cors_get(s, &url).await;
-            // The endpoints a browser page POSTs to itself: their CORS, without a POST.
-            if let Ok(r) = &o {
-                let doc: Option<serde_json::Value> = (r.status == 200)
-                    .then(|| serde_json::from_slice(&r.body).ok())
-                    .flatten();
-                for key in ["registration_endpoint", "token_endpoint"] {
-                    let Some(u) = doc
-                        .as_ref()
-                        .and_then(|d| d.get(key)?.as_str())
-                        .and_then(|e| Url::parse(e).ok())
-                    else {
-                        continue;
-                    };
-                    let pre = s.fetch(Kind::PostPreflight, &u).await;
-                    if key == "token_endpoint"
-                        && eval::preflight_problem(
-                            &pre,
-                            &s.seen.origin.clone(),
-                            "POST",
-                            &["content-type"],
-                        )
-                        .is_some()
-                    {
-                        let _ = s.fetch(Kind::OriginGet, &u).await;
-                    }
-                }
-            }
-        }
-    }
-    true
-}
-
-/// The browser's requests for one document: preflight, the real GET, and the retry without
-/// custom headers when the preflight fails.
-async fn cors_get(s: &mut Session, url: &Url) {
-    let preflight = s.fetch(Kind::Preflight, url).await;
-    let _ = s.fetch(Kind::CorsGet, url).await;
-    let origin = s.seen.origin.clone();
-    if eval::preflight_problem(&preflight, &origin, "GET", &["mcp-protocol-version"]).is_some() {
-        let _ = s.fetch(Kind::CorsSimpleGet, url).await;
-    }
-}
-
-fn push_unique(list: &mut Vec<Url>, u: Url) {
-    if !list.contains(&u) {
-        list.push(u);
-    }
-}
-
-fn first_issuer(r: &gather::Resp) -> Option<Url> {
-    if r.status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
-    Url::parse(v.get("authorization_servers")?.get(0)?.as_str()?).ok()
-}
-
 /// `scheme://host[:port]` of a URL.
 pub fn origin_of(u: &Url) -> String {
     u.origin().ascii_serialization()
-}
-
-/// The MCP URL's path without one trailing `/` (`""` for the root).
-pub(crate) fn trimmed_path(u: &Url) -> &str {
-    let p = u.path();
-    p.strip_suffix('/').unwrap_or(p)
-}
-
-fn join_origin(u: &Url, path: &str) -> Url {
-    let mut out = u.clone();
-    out.set_path(path);
-    out.set_query(None);
-    out.set_fragment(None);
-    out
-}
-
-/// RFC 9728 §3.1: `/.well-known/oauth-protected-resource` inserted before the path.
-pub fn prm_path_inserted(mcp: &Url) -> Url {
-    join_origin(
-        mcp,
-        &format!("/.well-known/oauth-protected-resource{}", trimmed_path(mcp)),
-    )
-}
-
-pub fn prm_root(mcp: &Url) -> Url {
-    join_origin(mcp, "/.well-known/oauth-protected-resource")
-}
-
-/// rmcp's extra form: `<path>/.well-known/oauth-protected-resource`.
-pub fn prm_suffixed(mcp: &Url) -> Url {
-    join_origin(
-        mcp,
-        &format!("{}/.well-known/oauth-protected-resource", trimmed_path(mcp)),
-    )
-}
-
-/// Path-inserted, rmcp's suffixed form, root (deduplicated).
-pub fn well_known_prm(mcp: &Url) -> Vec<Url> {
-    let mut out = Vec::new();
-    for u in [prm_path_inserted(mcp), prm_suffixed(mcp), prm_root(mcp)] {
-        push_unique(&mut out, u);
-    }
-    out
-}
-
-/// The AS metadata URLs for an issuer, in MCP order; `rmcp_root` adds the root
-/// `oauth-authorization-server` form rmcp also tries for an issuer with a path.
-pub fn as_metadata_urls(issuer: &Url, rmcp_root: bool) -> Vec<Url> {
-    let path = trimmed_path(issuer);
-    let mut out = Vec::new();
-    if path.is_empty() {
-        out.push(join_origin(
-            issuer,
-            "/.well-known/oauth-authorization-server",
-        ));
-        out.push(join_origin(issuer, "/.well-known/openid-configuration"));
-    } else {
-        out.push(join_origin(
-            issuer,
-            &format!("/.well-known/oauth-authorization-server{path}"),
-        ));
-        out.push(join_origin(
-            issuer,
-            &format!("/.well-known/openid-configuration{path}"),
-        ));
-        out.push(join_origin(
-            issuer,
-            &format!("{path}/.well-known/openid-configuration"),
-        ));
-        if rmcp_root {
-            out.push(join_origin(
-                issuer,
-                "/.well-known/oauth-authorization-server",
-            ));
-        }
-    }
-    out
-}
-
-/// Whether a URL is one of the OpenID Connect discovery forms.
-pub fn is_oidc_url(u: &Url) -> bool {
-    u.path().contains("/.well-known/openid-configuration")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn u(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn prm_urls() {
-        let m = u("https://gw.example.com/mcp/x/mcp?a=b");
-        assert_eq!(
-            prm_path_inserted(&m).as_str(),
-            "https://gw.example.com/.well-known/oauth-protected-resource/mcp/x/mcp"
-        );
-        assert_eq!(
-            prm_suffixed(&m).as_str(),
-            "https://gw.example.com/mcp/x/mcp/.well-known/oauth-protected-resource"
-        );
-        assert_eq!(well_known_prm(&u("https://gw/")).len(), 1);
-    }
-
-    #[test]
-    fn as_urls_in_mcp_order() {
-        let with_path: Vec<String> = as_metadata_urls(&u("https://as/realms/eng"), true)
-            .iter()
-            .map(Url::to_string)
-            .collect();
-        assert_eq!(
-            with_path,
-            [
-                "https://as/.well-known/oauth-authorization-server/realms/eng",
-                "https://as/.well-known/openid-configuration/realms/eng",
-                "https://as/realms/eng/.well-known/openid-configuration",
-                "https://as/.well-known/oauth-authorization-server",
-            ]
-        );
-        let root: Vec<String> = as_metadata_urls(&u("https://x.auth0.com/"), true)
-            .iter()
-            .map(Url::to_string)
-            .collect();
-        assert_eq!(
-            root,
-            [
-                "https://x.auth0.com/.well-known/oauth-authorization-server",
-                "https://x.auth0.com/.well-known/openid-configuration",
-            ]
-        );
-    }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::eval::Status;
+use super::check::Status;
 use super::gather::Kind;
 use super::{Family, Options, Report, Step};
 
@@ -31,8 +31,8 @@ pub fn json(report: &Report, options: &Options) -> Value {
             json!({
                 "name": v.family.name(),
                 "result": if f.is_none() { "pass" } else { "fail" },
-                "step": f.map(|f| f.step.id()),
-                "check": f.map(|f| f.check),
+                "step": f.map(|f| f.check.step().id()),
+                "check": f.map(|f| f.check.id()),
                 "reason": f.map(|f| f.reason.as_str()),
                 "fix": f.map(|f| f.fix),
                 "prm": v.prm,
@@ -47,8 +47,8 @@ pub fn json(report: &Report, options: &Options) -> Value {
         .iter()
         .map(|c| {
             json!({
-                "id": c.id,
-                "step": c.step.id(),
+                "id": c.id.id(),
+                "step": c.id.step().id(),
                 "status": status_id(c.status),
                 "summary": c.summary,
                 "details": c.details,
@@ -106,7 +106,7 @@ pub fn json(report: &Report, options: &Options) -> Value {
         "strict": options.strict,
         "warnings": report.warnings(),
         "reachable": report.reachable,
-        "exit_code": report.exit_code(),
+        "exit_code": report.exit_code().code(),
         "passed": passed,
         "families": Family::ALL.len(),
         "elapsed_ms": report.elapsed.as_millis() as u64,
@@ -153,7 +153,11 @@ pub fn human(report: &Report, options: &Options, colour: bool) -> String {
         options.timeout.as_secs()
     );
     for (n, step) in Step::ALL.iter().enumerate() {
-        let checks: Vec<_> = report.checks.iter().filter(|c| c.step == *step).collect();
+        let checks: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.id.step() == *step)
+            .collect();
         if checks.is_empty() {
             continue;
         }
@@ -192,7 +196,7 @@ pub fn human(report: &Report, options: &Options, colour: bool) -> String {
                     p.status(Status::Fail),
                     v.family.name(),
                     f.check,
-                    f.step.title(),
+                    f.check.step().title(),
                     f.reason
                 );
                 let _ = writeln!(out, "        {:<28} fix: {}", "", f.fix);
@@ -204,7 +208,7 @@ pub fn human(report: &Report, options: &Options, colour: bool) -> String {
         .iter()
         .filter(|v| v.failure.is_none())
         .count();
-    let code = report.exit_code();
+    let code = report.exit_code().code();
     let summary = match code {
         0 => p.wrap("32", &format!("all {passed} client families pass")),
         1 if passed == Family::ALL.len() => p.wrap(

@@ -124,26 +124,7 @@ pub const CORS_ORIGIN: &str = "http://localhost:6274";
 /// `/.well-known/oauth-authorization-server/<path>`, `/.well-known/openid-configuration/<path>`,
 /// `<issuer>/.well-known/openid-configuration`; without one, the two root forms.
 pub fn candidate_urls(issuer: &Url) -> Vec<Url> {
-    let path = issuer.path().trim_end_matches('/');
-    let at = |p: &str| {
-        let mut u = issuer.clone();
-        u.set_path(p);
-        u.set_query(None);
-        u.set_fragment(None);
-        u
-    };
-    if path.is_empty() {
-        vec![
-            at("/.well-known/oauth-authorization-server"),
-            at("/.well-known/openid-configuration"),
-        ]
-    } else {
-        vec![
-            at(&format!("/.well-known/oauth-authorization-server{path}")),
-            at(&format!("/.well-known/openid-configuration{path}")),
-            at(&format!("{path}/.well-known/openid-configuration")),
-        ]
-    }
+    crate::well_known::as_metadata_urls(issuer, issuer.path().trim_end_matches('/'), false)
 }
 
 /// Fetches the metadata of `issuer` (the configured string, byte-for-byte). The findings are those
@@ -376,7 +357,7 @@ fn endpoint_problem(v: &Value) -> Option<String> {
     };
     match url.scheme() {
         "https" => {}
-        "http" if crate::fetch::is_loopback(&url) => {}
+        "http" if crate::addr::is_loopback_url(&url) => {}
         "http" => {
             return Some(format!(
                 "{} is plain http on a host that is not loopback",
@@ -828,35 +809,13 @@ async fn private_host(issuer: &Url, within: std::time::Duration) -> Option<Findi
             .map(|a| a.map(|s| s.ip()).collect())
             .unwrap_or_default(),
     };
-    let private = addrs.iter().find(|ip| is_private(ip))?;
+    let private = addrs.iter().find(|ip| crate::addr::is_private(ip))?;
     Some(Finding::warning(
         "private_host",
         format!(
             "the IdP host {host} is on a private or loopback address ({private}): rmcp refuses it unless the MCP server is on loopback too, and hosted clients (claude.ai) refuse it entirely; publish the IdP on a public address"
         ),
     ))
-}
-
-/// Loopback, private (RFC 1918 / unique local), link-local or unspecified.
-pub fn is_private(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(&IpAddr::V4(v4)))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -913,26 +872,5 @@ mod tests {
         let unverified = suggest("https://sso/realms/eng", "https://sso", false);
         assert!(!unverified.contains("Did you mean"), "{unverified}");
         assert!(unverified.contains("facade"), "{unverified}");
-    }
-
-    #[test]
-    fn private_addresses() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.0.1",
-            "169.254.1.1",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_private(&ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
-            assert!(!is_private(&ip.parse().unwrap()), "{ip}");
-        }
     }
 }

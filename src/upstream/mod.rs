@@ -1,12 +1,9 @@
-//! Upstream IdP metadata, kept fresh at runtime for servers with `"discover": true`.
-//!
-//! One task per upstream issuer (so one fetch in flight per upstream) fetches its metadata after
-//! start, then every `upstream_refresh` with ±10 % jitter; a failure keeps the last good document
-//! (stale-if-error) and retries with exponential backoff. Serving never waits for any of this: a
-//! facade whose endpoints are not known yet answers its AS document with 503 + `Retry-After`.
-//! When a fetched document changes, the served snapshot is rebuilt with it (same generation).
-//! After a config reload only upstreams that appeared are fetched; removed ones are forgotten.
-//! [`Upstreams::refresh_now`] makes every upstream fetch again without waiting for its schedule.
+//! Upstream IdP metadata for servers with `"discover": true`: how one is discovered
+//! ([`discover`], pure but for its fetches) and the store of what is known of each
+//! ([`Upstreams`]: the accepted document, its findings, the last error), which `AppState` holds
+//! and the registry renders facade documents from. The tasks that keep it fresh are in
+//! `refresh.rs`. [`Upstreams::refresh_now`] makes every upstream fetch again without waiting
+//! for its schedule.
 
 pub mod discover;
 
@@ -17,10 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::fetch::Fetcher;
-use crate::registry::Registry;
-use crate::state::AppState;
-use discover::{Attempt, Discovery, Finding, Notes, discover_with_cors};
+use crate::config::Config;
+use discover::{Attempt, Discovery, Finding, Notes};
 
 /// What is known of each upstream for rendering facade metadata, by issuer (the configured string).
 pub type Documents = HashMap<String, Relay>;
@@ -35,13 +30,20 @@ pub struct Relay {
     pub dropped: Vec<(String, String)>,
 }
 
+/// Every key the registry's `render_as` takes from an upstream document: a fetched document that differs from
+/// the last one only elsewhere (a timestamp, a nonce) renders nothing anew.
+pub const RELAYED_FIELDS: &[&str] = &[
+    "authorization_endpoint",
+    "token_endpoint",
+    "registration_endpoint",
+    "token_endpoint_auth_methods_supported",
+    "revocation_endpoint",
+    "client_id_metadata_document_supported",
+    "scopes_supported",
+];
+
 /// The default `upstream_refresh`: one hour.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
-/// The first retry after a failed fetch; doubles up to [`MAX_BACKOFF`] (or the refresh interval).
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// No wait is ever longer than a year, whatever the interval.
-const MAX_REFRESH: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What is known about one upstream.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +100,7 @@ impl Upstreams {
         self.lock().clone()
     }
 
-    /// Records a discovery of an upstream [`run`] tracks; returns whether the accepted document
+    /// Records a discovery of an upstream it tracks; returns whether the accepted document
     /// changed in a field the served documents relay. One no longer tracked is ignored: an aborted task can still finish the fetch it
     /// was making, and must not bring back the entry of an upstream a reload removed.
     pub fn record(&self, issuer: &str, d: Discovery) -> bool {
@@ -112,11 +114,10 @@ impl Upstreams {
         match d.document {
             Some((source, doc)) => {
                 self.fetches_ok.fetch_add(1, Ordering::Relaxed);
-                let changed = entry.document.as_deref().is_none_or(|old| {
-                    crate::registry::RELAYED_FIELDS
-                        .iter()
-                        .any(|k| old.get(*k) != doc.get(*k))
-                });
+                let changed = entry
+                    .document
+                    .as_deref()
+                    .is_none_or(|old| RELAYED_FIELDS.iter().any(|k| old.get(*k) != doc.get(*k)));
                 entry.source = Some(source);
                 entry.document = Some(Arc::new(doc));
                 entry.fetched_at = Some(now);
@@ -142,8 +143,13 @@ impl Upstreams {
         self.refresh.send_modify(|n| *n += 1);
     }
 
+    /// A receiver that changes on every [`Upstreams::refresh_now`].
+    pub fn subscribe_refresh(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.refresh.subscribe()
+    }
+
     /// Tracks exactly the upstreams in `want`: forgets the others, starts the new ones empty.
-    fn track(&self, want: &HashSet<String>) {
+    pub fn track(&self, want: &HashSet<String>) {
         let mut entries = self.lock();
         entries.retain(|issuer, _| want.contains(issuer));
         for issuer in want {
@@ -156,131 +162,12 @@ impl Upstreams {
     }
 }
 
-/// The issuers the registry wants discovered.
-pub fn wanted(registry: &Registry) -> HashSet<String> {
-    registry
-        .config
+/// The issuers a config wants discovered.
+pub fn wanted(config: &Config) -> HashSet<String> {
+    config
         .servers
         .iter()
         .filter(|s| s.discover)
         .filter_map(|s| s.upstream_issuer.clone())
         .collect()
-}
-
-/// Runs the upstream tasks for as long as the process lives: starts one per wanted issuer, and
-/// after every install of a new config starts the new ones and stops the removed ones.
-pub async fn run(state: Arc<AppState>, fetcher: Fetcher) {
-    let mut installs = state.subscribe_installs();
-    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
-    loop {
-        let registry = state.registry();
-        let want = wanted(&registry);
-        drop(registry);
-        tasks.retain(|issuer, task| {
-            let keep = want.contains(issuer);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        state.upstreams.track(&want);
-        for issuer in want {
-            tasks.entry(issuer.clone()).or_insert_with(|| {
-                tokio::spawn(keep_fresh(state.clone(), fetcher.clone(), issuer))
-            });
-        }
-        if installs.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String) {
-    let mut backoff = FIRST_BACKOFF;
-    let mut now = state.upstreams.refresh.subscribe();
-    let mut installs = state.subscribe_installs();
-    loop {
-        let d = discover_with_cors(&fetcher, &issuer).await;
-        let ok = d.document.is_some();
-        if let Some(f) = d.findings.first().filter(|_| !ok) {
-            tracing::warn!(issuer = %issuer, retry_in = ?backoff, "upstream metadata fetch failed: {}", f.message);
-        }
-        if state.upstreams.record(&issuer, d) {
-            tracing::info!(issuer = %issuer, "upstream metadata (or why there is none) changed; rebuilding documents");
-            // Rendering a large registry takes long enough to stall requests on an async worker.
-            let s = state.clone();
-            let _ = tokio::task::spawn_blocking(move || s.refresh_upstreams()).await;
-        }
-        let fetched = tokio::time::Instant::now();
-        // The interval is read again after every reload, so a changed `upstream_refresh`
-        // reaches this upstream too (measured from its last fetch).
-        let wait = |refresh: Duration| {
-            let w = if ok {
-                jitter(refresh, &issuer)
-            } else {
-                backoff.min(refresh.max(FIRST_BACKOFF))
-            };
-            // The config caps the interval far below this; an `Instant` must never overflow.
-            w.min(MAX_REFRESH)
-        };
-        let mut refresh = state.registry().config.upstream_refresh;
-        let mut due = fetched + wait(refresh);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(due) => break,
-                _ = now.changed() => break,
-                changed = installs.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let new = state.registry().config.upstream_refresh;
-                    if new != refresh {
-                        refresh = new;
-                        due = fetched + wait(refresh);
-                    }
-                }
-            }
-        }
-        if !ok {
-            backoff = (backoff * 2)
-                .min(MAX_BACKOFF)
-                .min(refresh.max(FIRST_BACKOFF));
-        } else {
-            backoff = FIRST_BACKOFF;
-        }
-    }
-}
-
-/// `base` ± 10 %, different per issuer and per call, so upstreams are not refreshed in lockstep.
-/// Saturates instead of overflowing for any `base`.
-fn jitter(base: Duration, issuer: &str) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(issuer.as_bytes());
-    let unit = (h.finish() % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
-    Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + 0.1 * unit)).unwrap_or(Duration::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_saturates_for_huge_intervals() {
-        for i in 0..100 {
-            let j = jitter(Duration::MAX, &i.to_string());
-            assert!(j >= Duration::from_secs(u64::MAX / 100 * 89), "{j:?}");
-        }
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for i in 0..100 {
-            let j = jitter(Duration::from_secs(3600), &i.to_string());
-            assert!(
-                j >= Duration::from_secs(3240) && j <= Duration::from_secs(3960),
-                "{j:?}"
-            );
-        }
-    }
 }

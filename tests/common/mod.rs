@@ -67,7 +67,7 @@ impl TestServer {
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(signpost::app::run(
+        let task = tokio::spawn(signpost::lifecycle::serve_until_stopped(
             public,
             admin,
             state.clone(),
@@ -507,7 +507,7 @@ impl TestServer {
     /// `limits` (small ones keep the timeout tests short).
     pub async fn start_with_upstreams(config: &str, limits: signpost::fetch::Limits) -> TestServer {
         let server = TestServer::start(config).await;
-        tokio::spawn(signpost::upstream::run(
+        tokio::spawn(signpost::refresh::keep_upstreams_fresh(
             server.state.clone(),
             signpost::fetch::Fetcher::new(limits),
         ));
