@@ -311,6 +311,8 @@ pub struct Registry {
     pub document_headers: HeaderMap,
     /// The same for a 304 (no content type).
     pub not_modified_headers: HeaderMap,
+    /// The upstream documents the facades were rendered with.
+    rendered_with: Documents,
 }
 
 /// The result of looking up a resource for a challenge.
@@ -351,10 +353,38 @@ impl Registry {
         Registry::build_with(Arc::new(config), source, &Documents::new(), None)
     }
 
-    /// [`Registry::build`], sharing with `previous` (the snapshot this one replaces) every buffer
-    /// whose bytes come out the same: during the swap only what changed exists twice.
-    pub fn build_after(config: Config, source: Source, previous: &Registry) -> Registry {
-        Registry::build_with(Arc::new(config), source, &Documents::new(), Some(previous))
+    /// [`Registry::build`] with the upstream documents known now, sharing with `previous` (the
+    /// snapshot this one replaces) every buffer whose bytes come out the same: during the swap
+    /// only what changed exists twice.
+    pub fn build_after(
+        config: Config,
+        source: Source,
+        upstreams: &Documents,
+        previous: &Registry,
+    ) -> Registry {
+        Registry::build_with(Arc::new(config), source, upstreams, Some(previous))
+    }
+
+    /// Whether this snapshot was rendered with exactly `upstreams` (what [`render_as`] reads of
+    /// them), so rendering it again with them would change nothing.
+    pub fn rendered_with(&self, upstreams: &Documents) -> bool {
+        let same = |a: &Relay, b: &Relay| {
+            let doc = match (&a.document, &b.document) {
+                (Some(x), Some(y)) => Arc::ptr_eq(x, y) || x == y,
+                (None, None) => true,
+                _ => false,
+            };
+            let failure = match (&a.failure, &b.failure) {
+                (Some(x), Some(y)) => x.code == y.code && x.message == y.message,
+                (None, None) => true,
+                _ => false,
+            };
+            doc && failure && a.dropped == b.dropped
+        };
+        self.rendered_with.len() == upstreams.len()
+            && upstreams
+                .iter()
+                .all(|(k, b)| self.rendered_with.get(k).is_some_and(|a| same(a, b)))
     }
 
     /// The same config rendered again with the upstream documents known now.
@@ -530,6 +560,7 @@ impl Registry {
             origins,
             document_headers,
             not_modified_headers,
+            rendered_with: upstreams.clone(),
         }
     }
 
@@ -887,7 +918,7 @@ mod tests {
             loaded_at: SystemTime::now(),
         };
         match previous {
-            Some(p) => Registry::build_after(config, source, p),
+            Some(p) => Registry::build_after(config, source, &Documents::new(), p),
             None => Registry::build(config, source),
         }
     }

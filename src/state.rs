@@ -118,10 +118,17 @@ impl AppState {
     /// with it.
     pub fn install(&self, registry: Registry) {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // A reload rendered with the documents known when it was built: again only if a fetch
+        // has landed since.
         let registry = if crate::upstream::wanted(&registry.config).is_empty() {
             registry
         } else {
-            registry.with_upstreams(&self.upstreams.documents())
+            let upstreams = self.upstreams.documents();
+            if registry.rendered_with(&upstreams) {
+                registry
+            } else {
+                registry.with_upstreams(&upstreams)
+            }
         };
         let registry = Arc::new(registry);
         self.note_success(&registry);
@@ -242,14 +249,20 @@ pub fn build_next(
     label: &str,
     generation: u64,
 ) -> Result<Registry, Problems> {
-    build_bytes_after(bytes, label, generation, Some(&state.registry.load_full()))
+    let previous = state.registry.load_full();
+    build_bytes_after(
+        bytes,
+        label,
+        generation,
+        Some((&state.upstreams, &previous)),
+    )
 }
 
 fn build_bytes_after(
     bytes: &[u8],
     label: &str,
     generation: u64,
-    previous: Option<&Registry>,
+    previous: Option<(&Upstreams, &Registry)>,
 ) -> Result<Registry, Problems> {
     let started = std::time::Instant::now();
     let config = config::parse_bytes(bytes, label)?;
@@ -261,7 +274,14 @@ fn build_bytes_after(
         loaded_at: SystemTime::now(),
     };
     let registry = match previous {
-        Some(previous) => Registry::build_after(config, source, previous),
+        Some((upstreams, previous)) => {
+            let documents = if crate::upstream::wanted(&config).is_empty() {
+                Default::default()
+            } else {
+                upstreams.documents()
+            };
+            Registry::build_after(config, source, &documents, previous)
+        }
         None => Registry::build(config, source),
     };
     tracing::debug!(
