@@ -58,19 +58,23 @@ pub struct Doc<'a> {
 }
 
 impl Doc<'_> {
+    #[inline]
     fn body_bytes(&self) -> &[u8] {
         &self.data[self.start as usize..self.body_end as usize]
     }
 
+    #[inline]
     pub fn body(&self) -> Bytes {
         self.data.slice(self.start as usize..self.body_end as usize)
     }
 
     /// The ETag as sent: `"<first 128 bits of the body's SHA-256, hex>"`.
+    #[inline]
     pub fn etag_bytes(&self) -> &[u8] {
         &self.data[self.body_end as usize..self.end as usize]
     }
 
+    #[inline]
     pub fn etag(&self) -> HeaderValue {
         HeaderValue::from_maybe_shared(self.data.slice(self.body_end as usize..self.end as usize))
             .expect("a quoted hex tag is a valid header value")
@@ -131,7 +135,9 @@ struct Table<V> {
     values: Vec<V>,
 }
 
-fn hash(key: &str) -> u64 {
+/// The index's hash of a key (of its bytes: lookups hash the request's bytes the same way).
+#[inline]
+fn hash(key: &[u8]) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
@@ -154,12 +160,19 @@ impl<V> Table<V> {
         &self.keys[s as usize..e as usize]
     }
 
+    #[inline]
     fn position(&self, key: &str) -> Option<usize> {
+        let (keys, spans) = (self.keys.as_bytes(), &self.spans);
+        let key = key.as_bytes();
         self.index
-            .find(hash(key), |&i| self.key(i as usize) == key)
+            .find(hash(key), |&i| {
+                let (s, e) = spans[i as usize];
+                keys.get(s as usize..e as usize) == Some(key)
+            })
             .map(|&i| i as usize)
     }
 
+    #[inline]
     fn get(&self, key: &str) -> Option<&V> {
         self.position(key).map(|i| &self.values[i])
     }
@@ -179,9 +192,9 @@ impl<V> Table<V> {
         self.spans.push((start, len32(self.keys.len())));
         self.values.push(value);
         let (keys, spans) = (&self.keys, &self.spans);
-        self.index.insert_unique(hash(key), i, |&j| {
+        self.index.insert_unique(hash(key.as_bytes()), i, |&j| {
             let (s, e) = spans[j as usize];
-            hash(&keys[s as usize..e as usize])
+            hash(&keys.as_bytes()[s as usize..e as usize])
         });
     }
 
@@ -192,7 +205,7 @@ impl<V> Table<V> {
         let (keys, spans) = (&self.keys, &self.spans);
         self.index.shrink_to_fit(|&j| {
             let (s, e) = spans[j as usize];
-            hash(&keys[s as usize..e as usize])
+            hash(&keys.as_bytes()[s as usize..e as usize])
         });
     }
 
@@ -231,6 +244,7 @@ pub struct SiteRoutes {
 
 impl SiteRoutes {
     /// The document served at a well-known `path` (the path exactly as the registry renders it).
+    #[inline]
     pub fn document(&self, path: &str) -> Option<Doc<'_>> {
         if let Some(rest) = path.strip_prefix(PRM_PREFIX) {
             let key = if rest.is_empty() { "/" } else { rest };
@@ -247,6 +261,7 @@ impl SiteRoutes {
         }
     }
 
+    #[inline]
     fn prm(&self, r: &Resource) -> Option<Doc<'_>> {
         r.has_prm.then(|| Doc {
             kind: DocKind::Prm,
