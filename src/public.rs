@@ -39,7 +39,7 @@ const NO_HOST_BODY: &str = r#"{"error":"bad_request","error_description":"an HTT
 enum Target<'a> {
     /// A path outside `/.well-known/`.
     Outside,
-    Document(&'a Doc),
+    Document(Doc<'a>),
     /// An OpenID Connect discovery path (never served, counted apart).
     Oidc,
     /// A well-known path with no document (or a `Host` no `public_url` has).
@@ -127,7 +127,7 @@ fn target<'r>(registry: &'r Registry, path: &str, host: Option<&[u8]>) -> Target
     }
 }
 
-fn document(doc: &Doc, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
+fn document(doc: Doc<'_>, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
     if doc.status != StatusCode::OK {
         let mut response = json(doc.status, doc.body());
         let h = response.headers_mut();

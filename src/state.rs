@@ -118,10 +118,17 @@ impl AppState {
     /// with it.
     pub fn install(&self, registry: Registry) {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // A reload rendered with the documents known when it was built: again only if a fetch
+        // has landed since.
         let registry = if crate::upstream::wanted(&registry.config).is_empty() {
             registry
         } else {
-            registry.with_upstreams(&self.upstreams.documents())
+            let upstreams = self.upstreams.documents();
+            if registry.rendered_with(&upstreams) {
+                registry
+            } else {
+                registry.with_upstreams(&upstreams)
+            }
         };
         let registry = Arc::new(registry);
         self.note_success(&registry);
@@ -231,6 +238,32 @@ pub fn build(text: &str, label: &str, generation: u64) -> Result<Registry, Probl
 
 /// The same from the file's bytes: anything but UTF-8 is refused with the fix.
 pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registry, Problems> {
+    build_bytes_after(bytes, label, generation, None)
+}
+
+/// [`build_bytes`] for a reload: the new snapshot shares with the one `state` serves every buffer
+/// that renders the same, so during the swap only what changed exists twice.
+pub fn build_next(
+    state: &AppState,
+    bytes: &[u8],
+    label: &str,
+    generation: u64,
+) -> Result<Registry, Problems> {
+    let previous = state.registry.load_full();
+    build_bytes_after(
+        bytes,
+        label,
+        generation,
+        Some((&state.upstreams, &previous)),
+    )
+}
+
+fn build_bytes_after(
+    bytes: &[u8],
+    label: &str,
+    generation: u64,
+    previous: Option<(&Upstreams, &Registry)>,
+) -> Result<Registry, Problems> {
     let started = std::time::Instant::now();
     let config = config::parse_bytes(bytes, label)?;
     let parsed = started.elapsed();
@@ -240,7 +273,17 @@ pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registr
         content_sha256: hex(&Sha256::digest(bytes)),
         loaded_at: SystemTime::now(),
     };
-    let registry = Registry::build(config, source);
+    let registry = match previous {
+        Some((upstreams, previous)) => {
+            let documents = if crate::upstream::wanted(&config).is_empty() {
+                Default::default()
+            } else {
+                upstreams.documents()
+            };
+            Registry::build_after(config, source, &documents, previous)
+        }
+        None => Registry::build(config, source),
+    };
     tracing::debug!(
         config = label,
         parse_ms = parsed.as_millis() as u64,

@@ -59,9 +59,11 @@ pub use mount::{is_mount_point, warn_if_single_file_mount};
 pub use task::{ReloadHandle, Reloading, spawn};
 
 /// How long the directory must stay quiet before a batch of events is acted on. Editors and the
-/// kubelet make several changes per save (create, write, rename, remove); they land within a few
-/// milliseconds. Kept well under the 100 ms reload-latency target.
-pub const QUIET_PERIOD: Duration = Duration::from_millis(20);
+/// kubelet make several changes per save (create, write, rename, remove); they land within
+/// microseconds of each other, a writer that still holds the file open is waited for (up to
+/// [`MAX_WRITE_WAIT`]), and a look in between finds the old or the new content, never a mix. Most
+/// of the 15 ms reload-latency target is left to the load itself.
+pub const QUIET_PERIOD: Duration = Duration::from_millis(5);
 /// The longest a batch is extended by a directory that never goes quiet (a log file next to the
 /// config, a loop rewriting it): the file is looked at no later than this after the first event.
 pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(250);
