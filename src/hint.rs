@@ -23,35 +23,6 @@ pub fn realm(site: &Site) -> HeaderValue {
     header_value(header.into_bytes())
 }
 
-/// The no-token challenge of each of `server`'s `full_paths` on `site`, in order: one buffer
-/// shared by all of them ([`hint`]'s text), or the site's `realm` for a `none` server.
-pub fn hints(
-    site: &Site,
-    server: &Server,
-    full_paths: &[String],
-    realm: &HeaderValue,
-) -> Vec<HeaderValue> {
-    if server.mode == ModeKind::None {
-        return full_paths.iter().map(|_| realm.clone()).collect();
-    }
-    let mut text = String::new();
-    let mut ends = Vec::with_capacity(full_paths.len());
-    for full in full_paths {
-        write_hint(&mut text, site, server, full);
-        ends.push(text.len());
-    }
-    let shared = Bytes::from(text.into_bytes());
-    let mut start = 0;
-    ends.into_iter()
-        .map(|end| {
-            let value = HeaderValue::from_maybe_shared(shared.slice(start..end))
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-            start = end;
-            value
-        })
-        .collect()
-}
-
 /// The challenge without an error for `server` at `full_path` on `site`: what `/challenge` answers
 /// for that resource when no token was presented (the table of [`Registry::build`] holds exactly
 /// this; `check` prints it for every resource path).

@@ -31,24 +31,31 @@
 
 #![forbid(unsafe_code)]
 
-pub mod addr;
-pub mod admin;
-pub mod app;
-pub mod challenge;
+mod addr;
+mod admin;
+mod app;
+mod challenge;
 pub mod cli;
-pub mod config;
-pub mod fetch;
-pub mod hint;
-pub mod http;
-pub mod import;
-pub mod lifecycle;
-pub mod metrics;
-pub mod probe;
-pub mod public;
-pub mod refresh;
-pub mod registry;
-pub mod reload;
-pub mod server;
-pub mod state;
-pub mod upstream;
-pub mod well_known;
+mod config;
+mod fetch;
+mod hint;
+mod http;
+mod import;
+mod lifecycle;
+mod metrics;
+mod probe;
+mod public;
+mod refresh;
+mod registry;
+mod reload;
+mod server;
+mod state;
+pub mod testing;
+mod upstream;
+mod well_known;
+
+// What `main.rs` runs: the commands, each returning its exit code.
+pub use app::{check, hint, serve};
+pub use import::litellm as import_litellm;
+pub use lifecycle::Exit;
+pub use probe::command as probe;

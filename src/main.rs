@@ -1,5 +1,5 @@
 //! The `signpost` binary: parse the command line, install logging, run the command, exit with its
-//! code (`lifecycle::Exit`). Text logs are coloured only when stderr is a terminal (and `NO_COLOR`
+//! code ([`signpost::Exit`]). Text logs are coloured only when stderr is a terminal (and `NO_COLOR`
 //! is unset); JSON logs never are. After `serve` has drained, the process exits without waiting
 //! for blocking threads (step 7 of `lifecycle`'s order).
 
@@ -9,8 +9,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use signpost::Exit;
 use signpost::cli::{Cli, Command, LogFormat};
-use signpost::lifecycle::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Serve(args) => match tokio::runtime::Runtime::new() {
             Ok(rt) => {
-                let code = rt.block_on(signpost::app::serve(args));
+                let code = rt.block_on(signpost::serve(args));
                 // Dropping the runtime would wait for every blocking thread to finish.
                 rt.shutdown_background();
                 code
@@ -38,13 +38,13 @@ fn main() -> ExitCode {
                 Exit::Failure
             }
         },
-        Command::Check(args) => signpost::app::check(args),
-        Command::Hint(args) => signpost::app::hint(args),
+        Command::Check(args) => signpost::check(args),
+        Command::Hint(args) => signpost::hint(args),
         Command::Import(args) => match args.from {
-            signpost::cli::ImportFrom::Litellm(args) => signpost::import::litellm(args),
+            signpost::cli::ImportFrom::Litellm(args) => signpost::import_litellm(args),
         },
         Command::Probe(args) => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(signpost::probe::command(args)),
+            Ok(rt) => rt.block_on(signpost::probe(args)),
             Err(e) => {
                 eprintln!("cannot start the async runtime: {e}");
                 Exit::Failure

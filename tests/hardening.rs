@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Conn, TestServer, get};
-use signpost::state::Settings;
+use signpost::testing::state::Settings;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 

@@ -12,9 +12,9 @@ use hyper::header;
 use hyper::{Method, Request, StatusCode};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use signpost::config::{self, ModeKind};
-use signpost::registry::{AS_PREFIX, DocKind, PRM_PREFIX, Registry};
-use signpost::state::{self, AppState};
+use signpost::testing::config::{self, ModeKind};
+use signpost::testing::registry::{AS_PREFIX, DocKind, PRM_PREFIX, Registry};
+use signpost::testing::state::{self, AppState};
 
 #[path = "fuzz/check.rs"]
 mod check;
@@ -452,7 +452,7 @@ fn get(state: &AppState, path: &str, host: &str) -> (StatusCode, Vec<u8>) {
         .header(header::HOST, host)
         .body(())
         .expect("a valid request");
-    body(signpost::public::respond(state, &req))
+    body(signpost::testing::public::respond(state, &req))
 }
 
 fn prm_path(full: &str) -> String {
@@ -747,7 +747,7 @@ fn check_problems(root: &Value, text: &str) {
     let lines = text.split('\n').count();
     match config::parse(text, "p.json") {
         Ok(config) => {
-            let source = signpost::registry::Source {
+            let source = signpost::testing::registry::Source {
                 path: "p.json".into(),
                 generation: 1,
                 content_sha256: String::new(),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Binary, Conn, TestServer, events_only, get, wait_until};
-use signpost::reload::{Options, Outcome};
+use signpost::testing::reload::{Options, Outcome};
 
 const PRM: &str = "/.well-known/oauth-protected-resource/mcp/atlassian/mcp";
 /// Generous for a loaded CI machine; a reload normally lands within ~25 ms.
@@ -888,7 +888,7 @@ async fn an_upstream_document_re_renders_only_when_a_relayed_field_changes() {
     let idp = TinyIdp::start("/realms/eng").await;
     let s = TestServer::start_with_upstreams(
         &discovering(&idp.issuer("/realms/eng"), "\"1h\""),
-        signpost::fetch::Limits::default(),
+        signpost::testing::fetch::Limits::default(),
     )
     .await;
     wait_until(DEADLINE, "the facade's metadata", || async {
@@ -926,14 +926,14 @@ async fn a_reload_that_changes_upstream_refresh_reaches_upstreams_that_stay() {
     let issuer = idp.issuer("/realms/eng");
     let s = TestServer::start_with_upstreams(
         &discovering(&issuer, "\"7d\""),
-        signpost::fetch::Limits::default(),
+        signpost::testing::fetch::Limits::default(),
     )
     .await;
     fetches_ok(&s, 1).await;
     // The same upstream, refreshed every 10 s (the minimum) from now on: the next fetch comes
     // 9-11 s after the first, not in 7 days.
     std::fs::write(&s.config_path, discovering(&issuer, "10")).unwrap();
-    let registry = signpost::app::load_file(&s.config_path, 2).expect("valid");
+    let registry = signpost::testing::app::load_file(&s.config_path, 2).expect("valid");
     s.state.install(registry);
     wait_until(
         Duration::from_secs(20),

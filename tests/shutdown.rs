@@ -66,7 +66,7 @@ async fn readyz_is_503_while_an_in_flight_response_completes() {
             async move {
                 state
                     .metrics
-                    .requests(signpost::metrics::Kind::Prm, hyper::StatusCode::OK)
+                    .requests(signpost::testing::metrics::Kind::Prm, hyper::StatusCode::OK)
                     == 1
             }
         },
@@ -201,7 +201,7 @@ async fn a_default_shutdown_loses_no_request_on_busy_keep_alive_connections() {
         async move {
             state
                 .metrics
-                .requests(signpost::metrics::Kind::Prm, hyper::StatusCode::OK)
+                .requests(signpost::testing::metrics::Kind::Prm, hyper::StatusCode::OK)
                 >= 16 * 20
         }
     })

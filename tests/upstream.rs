@@ -24,8 +24,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
-use signpost::fetch::{Fetcher, Limits};
-use signpost::upstream::discover::{
+use signpost::testing::fetch::{Fetcher, Limits};
+use signpost::testing::upstream::discover::{
     Discovery, Finding, Severity, Usage, Use, discover, discover_with_cors, judge, judge_usage,
 };
 use tokio::net::TcpListener;
@@ -926,7 +926,7 @@ async fn facade_keeps_the_last_good_metadata_when_the_upstream_dies() {
 /// Rewrites the served config file and installs it as generation `generation`.
 fn reload(s: &TestServer, config: &str, generation: u64) {
     std::fs::write(&s.config_path, config).unwrap();
-    let registry = signpost::app::load_file(&s.config_path, generation)
+    let registry = signpost::testing::app::load_file(&s.config_path, generation)
         .unwrap_or_else(|p| panic!("invalid config:\n{p}"));
     s.state.install(registry);
 }
@@ -1769,8 +1769,8 @@ mod relayed {
 
     use super::*;
     use proptest::prelude::*;
-    use signpost::registry::{Registry, Source};
-    use signpost::upstream::{Documents, Relay};
+    use signpost::testing::registry::{Registry, Source};
+    use signpost::testing::upstream::{Documents, Relay};
 
     const ISSUER: &str = "https://sso.example.com/realms/eng";
 
@@ -1825,7 +1825,7 @@ mod relayed {
         let Ok(u) = url::Url::parse(s) else {
             return false;
         };
-        (u.scheme() == "https" || (u.scheme() == "http" && signpost::fetch::is_loopback(&u)))
+        (u.scheme() == "https" || (u.scheme() == "http" && signpost::testing::fetch::is_loopback(&u)))
             && u.username().is_empty()
             && u.password().is_none()
             && u.fragment().is_none()
@@ -1838,12 +1838,12 @@ mod relayed {
         #[test]
         fn a_facade_relays_only_values_the_config_check_accepts(doc in document()) {
             let mut clean = doc.clone();
-            let dropped = signpost::upstream::discover::sanitize(&mut clean);
+            let dropped = signpost::testing::upstream::discover::sanitize(&mut clean);
             // Idempotent: what is left passes again untouched.
             let mut again = clean.clone();
-            prop_assert!(signpost::upstream::discover::sanitize(&mut again).is_empty());
+            prop_assert!(signpost::testing::upstream::discover::sanitize(&mut again).is_empty());
             prop_assert_eq!(&again, &clean);
-            let config = signpost::config::parse(
+            let config = signpost::testing::config::parse(
                 &format!(r#"{{ "public_url": "https://gw.example.com", "servers": {{
                     "eng": {{ "mode": "facade", "issuer": "{ISSUER}", "discover": true }} }} }}"#),
                 "f.json",

@@ -32,6 +32,7 @@ pub struct Challenge<'a> {
 
 impl<'a> Challenge<'a> {
     /// The value of the first parameter called `name` (case-insensitive, RFC 9110 §11.2).
+    #[cfg(test)]
     pub fn param(&self, name: &str) -> Option<&[u8]> {
         self.params
             .iter()

@@ -201,11 +201,6 @@ impl Validator {
 
 /// `/.well-known/oauth-authorization-server` + the issuer's path without its terminating `/`
 /// (RFC 8414 §3.1).
-pub fn as_well_known_path(issuer: &str) -> String {
-    Url::parse(issuer).map_or_else(|_| well_known_path_of(""), |u| well_known_path(&u))
-}
-
-/// [`as_well_known_path`] of an issuer already parsed.
 fn well_known_path(issuer: &Url) -> String {
     well_known_path_of(issuer.path())
 }

@@ -25,7 +25,6 @@ mod validate;
 
 use serde_json::Value;
 
-pub use expand::as_well_known_path;
 pub use keys::is_scope_char;
 pub use locate::Pos;
 pub use model::*;

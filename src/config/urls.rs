@@ -3,6 +3,7 @@
 //! (RFC 8414 §2: no query or fragment, kept byte for byte), and what a `public_url` becomes as a
 //! [`Site`] (its `Host` keys, and what the URL parser would rewrite silently).
 
+pub(super) use crate::addr::is_loopback_host;
 use url::Url;
 
 use super::Site;
@@ -192,13 +193,4 @@ pub(super) fn split_authority(authority: &str) -> (&str, Option<&str>) {
     };
     let (host, rest) = authority.split_at(host_end);
     (host, rest.strip_prefix(':'))
-}
-
-pub(super) fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }

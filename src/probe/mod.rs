@@ -41,8 +41,6 @@ use gather::{Observed, Session};
 
 /// The default `--origin`: the MCP Inspector's local web page.
 pub const DEFAULT_ORIGIN: &str = "http://localhost:6274";
-/// The default overall time budget.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The client families a verdict is given for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -69,6 +69,7 @@ pub fn decide(now: &Seen, before: Option<&Seen>, served: &Served<'_>, forced: bo
 
 /// Reads the config path once: its resolved target and the hash of its bytes (returned too, so
 /// what is loaded is exactly what was hashed). Default read limits; see [`look_with`].
+#[cfg(test)]
 pub fn look(path: &Path) -> (Seen, Option<Vec<u8>>) {
     look_with(&ConfigReader::default(), path)
 }

@@ -51,11 +51,11 @@ mod tests;
 
 use std::time::Duration;
 
-pub use decide::{Action, Seen, Served, decide, look, look_with};
+pub use decide::{Action, Seen, Served, decide, look_with};
 pub use events::{
     Interest, batch_invalidates_watch, batch_needs_check, dirs_to_watch, write_in_progress,
 };
-pub use mount::{is_mount_point, warn_if_single_file_mount};
+pub use mount::warn_if_single_file_mount;
 pub use task::{ReloadHandle, Reloading, spawn};
 
 /// How long the directory must stay quiet before a batch of events is acted on. Editors and the

@@ -8,6 +8,8 @@ use notify::event::{
     RemoveKind, RenameMode,
 };
 
+use super::decide::look;
+use super::mount::is_mount_point;
 use super::*;
 
 const DIR: &str = "/etc/signpost";

@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::fetch::{FetchError, Fetcher};
 
-pub use super::judge::{Usage, is_entra, judge, judge_for, judge_usage, sends_iss};
+pub use super::judge::{Usage, is_entra, judge, judge_for, judge_usage};
 
 /// How bad a finding is: an error breaks login for some clients, a warning may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signpost::state::AppState;
+use signpost::testing::state::AppState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -34,7 +34,7 @@ impl TestServer {
 
     /// The same, with a `--shutdown-delay`.
     pub async fn start_with_delay(config: &str, delay: Duration) -> TestServer {
-        let settings = signpost::state::Settings {
+        let settings = signpost::testing::state::Settings {
             shutdown_grace: Duration::from_secs(5),
             shutdown_delay: delay,
             ..Default::default()
@@ -45,7 +45,7 @@ impl TestServer {
     /// The same, with every listener setting chosen by the test.
     pub async fn start_with_settings(
         config: &str,
-        settings: signpost::state::Settings,
+        settings: signpost::testing::state::Settings,
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("signpost.json");
@@ -58,16 +58,16 @@ impl TestServer {
     async fn serve_file(
         dir: tempfile::TempDir,
         config_path: PathBuf,
-        settings: signpost::state::Settings,
+        settings: signpost::testing::state::Settings,
     ) -> TestServer {
-        let registry = signpost::app::load_file(&config_path, 1)
+        let registry = signpost::testing::app::load_file(&config_path, 1)
             .unwrap_or_else(|p| panic!("test config is invalid:\n{p}"));
         let state = AppState::with_settings(registry, settings);
         let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(signpost::lifecycle::serve_until_stopped(
+        let task = tokio::spawn(signpost::testing::lifecycle::serve_until_stopped(
             public,
             admin,
             state.clone(),
@@ -297,7 +297,7 @@ where
 pub struct WatchedServer {
     pub server: TestServer,
     /// The running watcher; `reload.reload()` is what `SIGHUP` triggers.
-    pub reload: signpost::reload::Reloading,
+    pub reload: signpost::testing::reload::Reloading,
 }
 
 impl std::ops::Deref for WatchedServer {
@@ -317,7 +317,7 @@ impl TestServer {
     /// Serves the config file already at `config_path` (inside `dir`, which the server keeps
     /// alive), without watching it.
     pub async fn start_at(dir: tempfile::TempDir, config_path: PathBuf) -> TestServer {
-        let settings = signpost::state::Settings {
+        let settings = signpost::testing::state::Settings {
             shutdown_grace: Duration::from_secs(5),
             ..Default::default()
         };
@@ -337,11 +337,11 @@ impl TestServer {
     pub async fn start_watched_at(
         dir: tempfile::TempDir,
         config_path: PathBuf,
-        options: signpost::reload::Options,
+        options: signpost::testing::reload::Options,
     ) -> WatchedServer {
         let server = TestServer::start_at(dir, config_path).await;
         let reload =
-            signpost::reload::spawn(server.config_path.clone(), server.state.clone(), options);
+            signpost::testing::reload::spawn(server.config_path.clone(), server.state.clone(), options);
         // Let the reloader take its first look, so a test's first edit is a change after it.
         assert!(reload.reload().await.is_some(), "the reloader runs");
         WatchedServer { server, reload }
@@ -349,8 +349,8 @@ impl TestServer {
 }
 
 /// Watcher options for tests that prove the notify path: events on, poll off.
-pub fn events_only() -> signpost::reload::Options {
-    signpost::reload::Options {
+pub fn events_only() -> signpost::testing::reload::Options {
+    signpost::testing::reload::Options {
         poll_interval: Duration::ZERO,
         watch_events: true,
     }
@@ -505,11 +505,11 @@ impl Drop for Binary {
 impl TestServer {
     /// [`TestServer::start`] plus the upstream discovery task `signpost serve` runs, fetching with
     /// `limits` (small ones keep the timeout tests short).
-    pub async fn start_with_upstreams(config: &str, limits: signpost::fetch::Limits) -> TestServer {
+    pub async fn start_with_upstreams(config: &str, limits: signpost::testing::fetch::Limits) -> TestServer {
         let server = TestServer::start(config).await;
-        tokio::spawn(signpost::refresh::keep_upstreams_fresh(
+        tokio::spawn(signpost::testing::refresh::keep_upstreams_fresh(
             server.state.clone(),
-            signpost::fetch::Fetcher::new(limits),
+            signpost::testing::fetch::Fetcher::new(limits),
         ));
         server
     }

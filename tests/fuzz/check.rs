@@ -10,8 +10,8 @@ use std::collections::HashSet;
 
 use hyper::StatusCode;
 use serde_json::Value;
-use signpost::config::ModeKind;
-use signpost::registry::{AS_PREFIX, DocKind, PRM_PREFIX, Registry};
+use signpost::testing::config::ModeKind;
+use signpost::testing::registry::{AS_PREFIX, DocKind, PRM_PREFIX, Registry};
 
 /// `null`, `""`, `[]` or `{}` anywhere in `v`: the JSON path of the first one.
 pub fn find_empty(v: &Value, path: &str) -> Option<String> {

@@ -10,8 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use signpost::config;
-use signpost::registry::{Registry, Source};
+use signpost::testing::config;
+use signpost::testing::registry::{Registry, Source};
 
 #[path = "../check.rs"]
 mod check;

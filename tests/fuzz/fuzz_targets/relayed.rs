@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
-use signpost::registry::{Registry, Source};
-use signpost::upstream::discover::sanitize;
-use signpost::upstream::{Documents, Relay};
+use signpost::testing::registry::{Registry, Source};
+use signpost::testing::upstream::discover::sanitize;
+use signpost::testing::upstream::{Documents, Relay};
 
 #[path = "../check.rs"]
 mod check;
@@ -30,7 +30,7 @@ fn relayable_url(v: &Value) -> bool {
     let Ok(u) = url::Url::parse(s) else {
         return false;
     };
-    (u.scheme() == "https" || (u.scheme() == "http" && signpost::fetch::is_loopback(&u)))
+    (u.scheme() == "https" || (u.scheme() == "http" && signpost::testing::fetch::is_loopback(&u)))
         && u.username().is_empty()
         && u.password().is_none()
         && u.fragment().is_none()
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let mut again: Map<String, Value> = doc.clone();
     assert!(sanitize(&mut again).is_empty(), "sanitize is not idempotent");
     assert_eq!(again, doc);
-    let config = signpost::config::parse(CONFIG, "f.json").expect("a valid config");
+    let config = signpost::testing::config::parse(CONFIG, "f.json").expect("a valid config");
     let source = Source {
         path: "f.json".into(),
         generation: 1,

@@ -32,7 +32,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use signpost::state::{self, AppState};
+use signpost::testing::state::{self, AppState};
 
 #[path = "../check.rs"]
 mod check;
@@ -56,8 +56,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for state in STATES.iter() {
-        check_public(&req, signpost::public::respond(state, &req));
-        check_admin(&req, signpost::admin::respond(state, &req));
+        check_public(&req, signpost::testing::public::respond(state, &req));
+        check_admin(&req, signpost::testing::admin::respond(state, &req));
     }
 });
 
@@ -156,13 +156,13 @@ where
                 panic!("{what}: null or empty value at {empty}");
             }
             let trimmed = path.strip_suffix('/').unwrap_or(path);
-            if let Some(suffix) = trimmed.strip_prefix(signpost::registry::PRM_PREFIX) {
+            if let Some(suffix) = trimmed.strip_prefix(signpost::testing::registry::PRM_PREFIX) {
                 let resource = doc["resource"].as_str().expect("PRM resource");
                 assert!(
                     resource.ends_with(suffix) && resource.starts_with("http"),
                     "{what}: resource {resource} not for {suffix}"
                 );
-            } else if let Some(suffix) = trimmed.strip_prefix(signpost::registry::AS_PREFIX) {
+            } else if let Some(suffix) = trimmed.strip_prefix(signpost::testing::registry::AS_PREFIX) {
                 let issuer = doc["issuer"].as_str().expect("AS issuer");
                 let issuer = issuer.strip_suffix('/').unwrap_or(issuer);
                 assert!(
@@ -207,7 +207,7 @@ where
         StatusCode::BAD_REQUEST => {
             // RFC 9112 §3.2: two Host lines, or HTTP/1.1 without Host; nothing else is a 400.
             assert!(
-                signpost::public::request_host(req).is_err(),
+                signpost::testing::public::request_host(req).is_err(),
                 "{what}: a 400 for a request whose host is fine"
             );
             assert_eq!(json_object(&body, &what)["error"], "bad_request");
