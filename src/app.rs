@@ -10,8 +10,9 @@ use crate::config::read::{ConfigReader, Contents, Kind, ReadLimits};
 use crate::config::{Config, DEMO, ModeKind, Problems, Site};
 use crate::fetch::{Fetcher, Limits};
 use crate::lifecycle::Exit;
-use crate::registry::{Registry, prm_path};
+use crate::registry::Registry;
 use crate::state::{self, AppState, Settings};
+use crate::well_known::prm_path;
 
 /// Reads and builds a config file into generation `generation`, with the default read limits.
 pub fn load_file(path: &std::path::Path, generation: u64) -> Result<Registry, Problems> {

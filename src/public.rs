@@ -22,8 +22,9 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 
 use crate::http::{ALLOW, ANY_ORIGIN, json, method_not_allowed, not_found};
 use crate::metrics::Kind;
-use crate::registry::{Doc, DocKind, OIDC_PREFIX, Registry};
+use crate::registry::{Doc, DocKind, Registry};
 use crate::state::AppState;
+use crate::well_known::OIDC_PREFIX;
 
 const PREFLIGHT_HEADERS: HeaderValue = HeaderValue::from_static(
     "mcp-protocol-version, authorization, content-type, accept, mcp-session-id, last-event-id",

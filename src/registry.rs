@@ -29,13 +29,7 @@ use url::Url;
 
 use crate::config::{Config, HostedAs, ModeKind, Server, Site};
 use crate::upstream::{Documents, Relay};
-
-/// The well-known prefix of protected-resource metadata (RFC 9728 §3).
-pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
-/// The well-known prefix of authorization-server metadata (RFC 8414 §3).
-pub const AS_PREFIX: &str = "/.well-known/oauth-authorization-server";
-/// The well-known prefix of OpenID Connect discovery.
-pub const OIDC_PREFIX: &str = "/.well-known/openid-configuration";
+use crate::well_known::{AS_PREFIX, PRM_PREFIX, prm_path};
 
 /// What a served document is; also the `kind` label of `signpost_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -645,17 +639,8 @@ fn is_http_url(resource: &str) -> bool {
     starts(b"http://") || starts(b"https://")
 }
 
-/// The well-known PRM path of a resource at `full_path` (RFC 9728 §3.1).
-pub fn prm_path(full_path: &str) -> String {
-    if full_path == "/" {
-        PRM_PREFIX.to_owned()
-    } else {
-        concat(&[PRM_PREFIX, full_path])
-    }
-}
-
 /// The strings joined, in one allocation (`format!` costs more, and a big config builds a million).
-pub fn concat(parts: &[&str]) -> String {
+fn concat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
     parts.iter().for_each(|p| s.push_str(p));
     s
@@ -732,17 +717,6 @@ fn pending_into(out: &mut Vec<u8>, why: &str) -> u32 {
     let len = len32(out.len() - start);
     out.extend_from_slice(b"\"pending\"");
     len
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    s
 }
 
 /// RFC 9728 protected-resource metadata. Never a `null`, empty list or empty string.

@@ -6,12 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
 
 use crate::config::read::ConfigReader;
 use crate::config::{self, Problems};
 use crate::metrics::Metrics;
-use crate::registry::{Registry, Source, hex};
+use crate::registry::{Registry, Source};
 use crate::upstream::Upstreams;
 
 /// How long `serve` waits for open connections to finish after a shutdown signal.
@@ -270,7 +269,7 @@ fn build_bytes_after(
     let source = Source {
         path: label.to_owned(),
         generation,
-        content_sha256: hex(&Sha256::digest(bytes)),
+        content_sha256: crate::config::read::content_sha256(bytes),
         loaded_at: SystemTime::now(),
     };
     let registry = match previous {

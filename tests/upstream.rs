@@ -1825,7 +1825,8 @@ mod relayed {
         let Ok(u) = url::Url::parse(s) else {
             return false;
         };
-        (u.scheme() == "https" || (u.scheme() == "http" && signpost::testing::fetch::is_loopback(&u)))
+        (u.scheme() == "https"
+            || (u.scheme() == "http" && signpost::testing::fetch::is_loopback(&u)))
             && u.username().is_empty()
             && u.password().is_none()
             && u.fragment().is_none()

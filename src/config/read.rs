@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
+
 /// The default `--max-config-size`: 64 MiB. A config of 100,000 servers (three resource paths
 /// each, modes mixed, indented) is about 18 MiB, so this leaves room while refusing a file that
 /// cannot be a config before reading it.
@@ -338,6 +340,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(factor)
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+/// The lower-case hex SHA-256 of a config file's bytes: what tells one content from another in
+/// `/status`, the reload decisions and the log.
+pub fn content_sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 #[cfg(test)]

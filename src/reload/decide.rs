@@ -4,10 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use crate::config::read::{ConfigReader, ReadError};
-use crate::registry::hex;
+use crate::config::read::{ConfigReader, ReadError, content_sha256};
 
 /// One look at the config path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +76,7 @@ pub fn look(path: &Path) -> (Seen, Option<Vec<u8>>) {
 pub fn look_with(reader: &ConfigReader, path: &Path) -> (Seen, Option<Vec<u8>>) {
     match reader.read(path, false) {
         Ok(contents) => {
-            let sha256 = hex(&Sha256::digest(&contents.bytes));
+            let sha256 = content_sha256(&contents.bytes);
             (
                 Seen::File {
                     target: contents.target,

@@ -340,8 +340,11 @@ impl TestServer {
         options: signpost::testing::reload::Options,
     ) -> WatchedServer {
         let server = TestServer::start_at(dir, config_path).await;
-        let reload =
-            signpost::testing::reload::spawn(server.config_path.clone(), server.state.clone(), options);
+        let reload = signpost::testing::reload::spawn(
+            server.config_path.clone(),
+            server.state.clone(),
+            options,
+        );
         // Let the reloader take its first look, so a test's first edit is a change after it.
         assert!(reload.reload().await.is_some(), "the reloader runs");
         WatchedServer { server, reload }
@@ -505,7 +508,10 @@ impl Drop for Binary {
 impl TestServer {
     /// [`TestServer::start`] plus the upstream discovery task `signpost serve` runs, fetching with
     /// `limits` (small ones keep the timeout tests short).
-    pub async fn start_with_upstreams(config: &str, limits: signpost::testing::fetch::Limits) -> TestServer {
+    pub async fn start_with_upstreams(
+        config: &str,
+        limits: signpost::testing::fetch::Limits,
+    ) -> TestServer {
         let server = TestServer::start(config).await;
         tokio::spawn(signpost::testing::refresh::keep_upstreams_fresh(
             server.state.clone(),
