@@ -2,32 +2,43 @@
 //!
 //! # Layout
 //!
-//! * `config` — parse the JSON config and validate it into a checked `Config` (every problem at
-//!   once, with line and column).
-//! * `registry` — render every document of a `Config` once into an immutable `Registry`: per site,
-//!   resource path → owner and PRM, issuer path → AS document, each with its ETag.
-//! * `state` — the `ArcSwap<Registry>` every request loads once, the metrics and readiness.
-//! * `public` — the `/.well-known/*` routes: a lookup and a write.
-//! * `admin` — `/challenge`, `/healthz`, `/readyz`, `/status`, `/metrics`.
-//! * `challenge` — the `WWW-Authenticate` value, shared by `/challenge` and `signpost hint`.
-//! * `server` — accept loops with injected listener and shutdown, graceful drain.
-//! * `reload` — watch the config's directory (notify, poll, SIGHUP), decide from each look whether
-//!   the content changed, and install or reject the new snapshot.
-//! * `cli`, `app`, `shutdown` — the command line, the commands, the signals.
-//! * `fetch` — the bounded outbound HTTP client; `upstream` — discovery of each upstream IdP's
-//!   metadata, its findings and its refresh; `probe` — `signpost probe`, the deployment
-//!   diagnosis that walks discovery as each client family does.
-//! * `import` — `signpost import litellm`: a signpost config from a LiteLLM proxy config.
-//! * `metrics` — the counters behind `/metrics`.
+//! Layers, each importing only from the layers above it in this list (no import circle):
+//!
+//! 1. Leaves, importing nothing of the crate: `http` (the JSON answers and header values every
+//!    listener sends), `well_known` (the RFC 9728 / RFC 8414 / OIDC well-known URLs and the order
+//!    clients try them in), `addr` (loopback and private address rules), `metrics` (the counters
+//!    behind `/metrics`), `fetch` (the bounded outbound HTTP client).
+//! 2. `config` — read the file within limits, parse the JSON and validate it into a checked
+//!    `Config`, every problem at once with `file:line:col`.
+//! 3. Documents, pure: `hint` (a resource's no-token `WWW-Authenticate`), `upstream` (discovering
+//!    an upstream IdP's metadata, judging it, and the store of what is known of each), `registry`
+//!    (every document of a `Config` rendered once into an immutable `Registry` with its ETag).
+//! 4. `state` — `AppState`: the `ArcSwap<Registry>` every request loads once, the upstream store,
+//!    the load results, readiness; `state::build*` is the load pipeline (parse → validate →
+//!    render once, with the upstream documents known).
+//! 5. Listeners and tasks: `public` (the `/.well-known/*` routes: a lookup and a write), `admin`
+//!    (`/challenge`, `/healthz`, `/readyz`, `/status`, `/metrics`) with `challenge` (what
+//!    `/challenge` answers), `reload` (watch, decide, install), `refresh` (upstream refresh tasks).
+//! 6. `server` — the accept loops: listener, handler and shutdown passed in; bounded connections.
+//! 7. Commands: `lifecycle` (signals, the shutdown order, exit codes), `app` (`serve`, `check`,
+//!    `hint`), `probe` (`signpost probe`, by discovery step), `import` (`signpost import
+//!    litellm`), `cli` (the command line).
+//! 8. `main.rs` only wires: parse, log, run a command, exit. `testing` is the one door the tests,
+//!    fuzz targets and benchmark use to reach inside.
 //!
 //! # Paths
 //!
-//! Request: accept → `public::respond` → `state.registry()` (one atomic load) → hash lookup →
-//! pre-rendered bytes. Reload: event batch or poll or SIGHUP → `reload::look` (resolve, hash) →
-//! `reload::decide` → read → `config::parse` → `Registry::build` → `AppState::install`
-//! (one store); a failed load changes nothing but `/status` and `/metrics`. Shutdown: signal →
-//! `/readyz` 503 → serve on for `--shutdown-delay` → stop accepting → drain (bounded by
-//! `--shutdown-grace`) → exit 0.
+//! * Request: `server::accept_loop` → `public::respond` → `AppState::registry` (one atomic load)
+//!   → `Registry` lookup → pre-rendered bytes. The 401 path: `admin::respond` →
+//!   `challenge::challenge` → the registry's precomputed hint (extended only for a step-up or
+//!   `invalid_token`).
+//! * Reload: `reload/task.rs` (an event batch, the poll, or SIGHUP via `lifecycle::SigHup`) →
+//!   `reload/decide.rs` (`look_with`: resolve and hash; `decide`) → `state::build_next` (read
+//!   bytes → `config` → `registry`, sharing what renders the same) → `AppState::install` (one
+//!   store); a failed load changes nothing but `/status` and `/metrics`.
+//! * Shutdown: `lifecycle.rs`, whose doc lists the order: signal → `/readyz` 503 → serve on for
+//!   `--shutdown-delay` → `server.rs` stops accepting and drains (bounded by `--shutdown-grace`)
+//!   → admin listener stops → `main.rs` exits.
 
 #![forbid(unsafe_code)]
 
