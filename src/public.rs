@@ -148,14 +148,21 @@ fn document(doc: Doc<'_>, registry: &Registry, headers: &HeaderMap) -> Response<
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     // Cloning the snapshot's ready-made header map and replacing the ETag placeholder costs
-    // about half of inserting four headers into an empty map (measured with callgrind).
+    // about half of inserting four headers into an empty map (measured with callgrind); the
+    // placeholder is found by walking the three or four entries, which is cheaper than hashing
+    // its name again.
     let h = response.headers_mut();
     *h = if fresh {
         registry.not_modified_headers.clone()
     } else {
         registry.document_headers.clone()
     };
-    h.insert(header::ETAG, doc.etag());
+    match h.iter_mut().find(|(name, _)| *name == header::ETAG) {
+        Some((_, value)) => *value = doc.etag(),
+        None => {
+            h.insert(header::ETAG, doc.etag());
+        }
+    }
     response
 }
 

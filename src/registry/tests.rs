@@ -1,0 +1,124 @@
+//! The registry's layout: hints equal to `hint::hint`, and a build after the served snapshot
+//! answering the same while sharing what did not change.
+
+use super::render::push_quoted;
+use super::*;
+
+/// Every mode, two sites (one with a prefix), a server at `/`, scopes, a documentation URL.
+fn config(variant: &str, extra: &str) -> String {
+    format!(
+        r#"{{
+  "public_url": ["https://a.example.com", "https://b.example.com:8443/gw"],
+  "servers": {{
+"atlassian": {{ "mode": "delegate", "issuer": "https://auth.atlassian.com",
+               "scopes": ["read:jira-work", "write:jira-work"], "resource_name": "Atlassian {variant}",
+               "resource_documentation": "https://developer.atlassian.com/mcp" }},
+"keycloak":  {{ "mode": "delegate", "issuer": "https://sso.example.com/realms/eng" }},
+"eng-tools": {{ "mode": "facade", "issuer": "https://sso.example.com/realms/eng",
+               "authorization_endpoint": "https://sso.example.com/realms/eng/auth",
+               "token_endpoint": "https://sso.example.com/realms/eng/token",
+               "scopes": ["openid"] }},
+"github":    {{ "mode": "gateway", "scopes": ["repo"] }},
+"docs":      {{ "mode": "none" }},
+"home":      {{ "mode": "delegate", "issuer": "https://idp.example.com", "resource_paths": ["/"] }}
+{extra}
+  }}
+}}"#
+    )
+}
+
+fn build(text: &str, previous: Option<&Registry>) -> Registry {
+    let config = crate::config::parse(text, "test.json").expect("valid");
+    let source = Source {
+        path: "test.json".into(),
+        generation: 1,
+        content_sha256: String::new(),
+        loaded_at: SystemTime::now(),
+    };
+    match previous {
+        Some(p) => Registry::build_after(config, source, &Documents::new(), p),
+        None => Registry::build(config, source),
+    }
+}
+
+/// Every answer of a snapshot: per site, each document (status, body, ETag) and each resource's
+/// owner and hint.
+fn answers(r: &Registry) -> Vec<Vec<(String, String)>> {
+    r.sites
+        .iter()
+        .map(|site| {
+            let mut all: Vec<(String, String)> = site
+                .documents()
+                .into_iter()
+                .map(|(path, d)| {
+                    let body = String::from_utf8(d.body().to_vec()).unwrap();
+                    let etag = String::from_utf8(d.etag_bytes().to_vec()).unwrap();
+                    (path, format!("{} {etag} {body}", d.status))
+                })
+                .collect();
+            all.extend(site.resources.iter().map(|(full, res)| {
+                let hint = res.hint.to_str().unwrap().to_owned();
+                (full.to_owned(), format!("{} {hint}", res.server))
+            }));
+            all.sort();
+            all
+        })
+        .collect()
+}
+
+#[test]
+fn hints_are_the_challenge_hint_of_every_resource() {
+    let r = build(&config("v0", ""), None);
+    let mut checked = 0;
+    for site in &r.sites {
+        for (full, res) in site.resources.iter() {
+            let server = &r.config.servers[res.server];
+            let expected = crate::hint::hint(&site.site, server, full);
+            assert_eq!(res.hint.to_str().unwrap(), expected, "{full}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "{checked}");
+    let mut quoted = Vec::new();
+    push_quoted(&mut quoted, "a\"b\\c\r\nd\u{85}é");
+    assert_eq!(String::from_utf8(quoted).unwrap(), r#"a\"b\\cdé"#);
+}
+
+#[test]
+fn a_build_after_the_served_snapshot_answers_the_same_and_shares_what_did_not_change() {
+    let a = build(&config("v0", ""), None);
+    let extra = r#", "new": { "mode": "gateway" }"#;
+    let text = config("v1", extra);
+    let fresh = build(&text, None);
+    let after = build(&text, Some(&a));
+    assert_eq!(answers(&after), answers(&fresh));
+    assert_ne!(answers(&after), answers(&a));
+    // Again from itself: everything shared.
+    let again = build(&text, Some(&after));
+    assert_eq!(answers(&again), answers(&fresh));
+    let block = |r: &Registry, si: usize, full: &str| {
+        let site = &r.sites[si];
+        let res = site.resources.get(full).expect("resource");
+        site.blocks[res.block as usize].as_ptr()
+    };
+    for si in 0..2 {
+        let prefix = if si == 0 { "" } else { "/gw" };
+        let keycloak = format!("{prefix}/mcp/keycloak/mcp");
+        let atlassian = format!("{prefix}/mcp/atlassian/mcp");
+        assert_eq!(block(&after, si, &keycloak), block(&a, si, &keycloak));
+        assert_ne!(block(&after, si, &atlassian), block(&a, si, &atlassian));
+        assert_eq!(block(&again, si, &atlassian), block(&after, si, &atlassian));
+    }
+    let issuer = |r: &Registry| {
+        r.sites[0]
+            .issuers
+            .iter()
+            .map(|(_, d)| d.data.as_ptr())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        issuer(&after)[..2],
+        issuer(&a)[..],
+        "the new server's issuer comes last"
+    );
+}
