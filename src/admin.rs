@@ -1,4 +1,4 @@
-//! The admin listener's routes (DESIGN.md §5), for the gateway's proxy and for operators:
+//! The admin listener's routes (README "Admin listener"), for the gateway's proxy and for operators:
 //!
 //! * `/challenge?resource=<URL or path>[&error=…][&scope=…]` or `/challenge/<request path>`, any
 //!   method (nginx keeps the client's method on an internal redirect); the resource may come in

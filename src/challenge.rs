@@ -59,7 +59,7 @@ impl GatewayStatus {
     }
 }
 
-/// Which answer `/challenge` gives (DESIGN.md §5).
+/// Which answer `/challenge` gives (README "Admin listener").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// 401 with the plain hint: the common case, no token presented.

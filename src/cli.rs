@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §7). Every flag has an environment fallback for container use.
+//! The command line (README "Command line"). Every flag has an environment fallback for container use.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub read: ReadArgs,
-    /// Serve the built-in demo config (DESIGN.md §3's example on http://localhost:8080).
+    /// Serve the built-in demo config (the README's example config on http://localhost:8080).
     #[arg(long)]
     pub demo: bool,
     /// Public listener: the `/.well-known/*` routes.

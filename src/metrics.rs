@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::StatusCode;
 
-/// The `kind` label of `signpost_requests_total` (DESIGN.md §5).
+/// The `kind` label of `signpost_requests_total` (README "Admin listener").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Prm,

@@ -1,4 +1,4 @@
-//! The public listener's routes (DESIGN.md §4). signpost owns only `/.well-known/*`:
+//! The public listener's routes (README "Public listener"). signpost owns only `/.well-known/*`:
 //!
 //! * `GET|HEAD /.well-known/oauth-protected-resource{resource path}` — protected-resource metadata
 //!   (a trailing `/` and any query are tolerated); the bare prefix only when a server sits at `/`.
@@ -88,7 +88,7 @@ pub enum BadHost {
 }
 
 impl BadHost {
-    /// The JSON error body (DESIGN.md §4).
+    /// The JSON error body (README "Public listener").
     pub fn body(self) -> &'static str {
         match self {
             BadHost::Several => SEVERAL_HOSTS_BODY,

@@ -1,4 +1,4 @@
-//! LiteLLM's `mcp_servers` → signpost servers, by the table in LITELLM.md: which auth settings a
+//! LiteLLM's `mcp_servers` → signpost servers, by the table in README "Which LiteLLM settings work, and why": which auth settings a
 //! login through signpost can work for (the bearer-forwarding ones become `delegate`), which make
 //! LiteLLM the authorization server (`gateway`), and which need no OAuth from MCP clients (`none`).
 //! Only names, issuers and scopes are read into the output: never `client_secret`, `client_id`,
@@ -8,7 +8,7 @@ use crate::config::{ModeKind, Pos, Problem};
 
 use super::yaml::{Node, Value};
 
-/// LiteLLM's URL shapes for a server: it cannot route `/mcp/{server}/mcp` (LITELLM.md).
+/// LiteLLM's URL shapes for a server: it cannot route `/mcp/{server}/mcp` (README "URL shapes").
 pub const RESOURCE_PATHS: [&str; 2] = ["/mcp/{server}", "/{server}/mcp"];
 
 /// The `auth_type` values LiteLLM 1.108 knows (`MCPAuth`).
@@ -85,7 +85,7 @@ fn is_env_ref(s: &str) -> bool {
     s.trim_start().starts_with("os.environ/")
 }
 
-/// A usable signpost server name (DESIGN.md §3).
+/// A usable signpost server name (README "Config reference").
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."

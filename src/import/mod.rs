@@ -1,10 +1,10 @@
-//! `signpost import litellm CONFIG.yaml --public-url URL [--online]` (DESIGN.md §9): a signpost
+//! `signpost import litellm CONFIG.yaml --public-url URL [--online]` (README "signpost import litellm"): a signpost
 //! config (JSON on stdout) for the `mcp_servers` of a LiteLLM proxy config, with LiteLLM's URL
 //! shapes as `resource_paths`, and one line on stderr for every server signpost cannot make MCP
 //! clients log in to (why, and what to change in LiteLLM).
 //!
 //! * `yaml` — the YAML loader (positions on every node, PyYAML's reading of scalars, bounded).
-//! * `litellm` — the mapping of each `mcp_servers` entry to a mode (LITELLM.md's table).
+//! * `litellm` — the mapping of each `mcp_servers` entry to a mode (README "Which LiteLLM settings work, and why").
 //! * here — reading the file, `--online` (each issuer found as a client finds it, through the
 //!   bounded [`Fetcher`] and upstream discovery's checks), the output, and its self-check: what
 //!   is printed has passed the same validation as `signpost check`.

@@ -119,7 +119,7 @@ impl CheckId {
         self.about().step
     }
 
-    /// The families whose walk can stop at this check (what CLIENTS.md records of each; the
+    /// The families whose walk can stop at this check (what was measured of each client, README "What it checks"; the
     /// family models in `eval` apply it).
     pub fn stops(self) -> &'static [Family] {
         self.about().stops

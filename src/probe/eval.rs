@@ -1,7 +1,7 @@
 //! The evaluation, as pure functions of what was observed: every family's walk and the
 //! checklist, each run step by step (`challenge` → `prm` → `as_metadata` → `cors`).
 //!
-//! Each family is a `Model`: the rules CLIENTS.md records for it. A walk follows the family's
+//! Each family is a `Model`: the rules measured of that client (README "Diagnosing a deployment"). A walk follows the family's
 //! discovery order over the recorded answers and stops at the first check that stops that client.
 //! The checklist reports every rule on the deployment's answers; a rule that is broken but stops no
 //! family here (a fallback rescues it) is a warning, one that stops a family is a failure.

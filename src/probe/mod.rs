@@ -1,5 +1,5 @@
 //! `signpost probe <MCP URL>`: walks the OAuth discovery chain of a deployed MCP endpoint the way
-//! each real client family does (CLIENTS.md) and says, per family, whether it gets through — or
+//! each real client family does (README "What it checks") and says, per family, whether it gets through — or
 //! the first step that stops it, why, and the one-sentence fix.
 //!
 //! * `gather` — every request, made once (the same bounded [`crate::fetch::Fetcher`] as upstream
