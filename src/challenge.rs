@@ -136,7 +136,7 @@ pub fn challenge<'a>(
     let resolved = registry.resolve(resource, host);
     let owner = resolved
         .and_then(|r| r.resource)
-        .map(|(_, r)| &registry.config.servers[r.server]);
+        .map(|(_, r)| &registry.config.servers[r.server()]);
     let mut answer = Challenge {
         status: outcome.status(),
         header: None,

@@ -60,7 +60,7 @@ impl Doc<'_> {
         self.data.slice(self.start as usize..self.body_end as usize)
     }
 
-    /// The ETag as sent: `"<first 128 bits of the body's SHA-256, hex>"`.
+    /// The ETag as sent: `"<first 64 bits of the body's SHA-256, hex>"`.
     #[inline]
     pub fn etag_bytes(&self) -> &[u8] {
         &self.data[self.body_end as usize..self.end as usize]
@@ -99,7 +99,7 @@ impl Stored {
 #[derive(Debug, Clone)]
 pub struct Resource {
     /// Index into the config's servers.
-    pub server: usize,
+    server: u32,
     /// The `WWW-Authenticate` `/challenge` answers for this path when no token was presented
     /// ([`crate::hint::hint`]), ready to send: a slice of the server's buffer on this site
     /// (the site's `realm` for a `none` server).
@@ -108,12 +108,21 @@ pub struct Resource {
     block: u32,
     /// The PRM body's offset in the block; its ETag follows it.
     start: u32,
+    /// The PRM body's length; 0 when the server has no PRM (mode `none`): a PRM is never empty.
     body_len: u32,
-    has_prm: bool,
 }
 
-/// Length of an ETag as sent: 32 hex digits in quotes.
-const ETAG_LEN: u32 = 34;
+impl Resource {
+    /// Index into the config's servers.
+    #[inline]
+    pub fn server(&self) -> usize {
+        self.server as usize
+    }
+}
+
+/// Length of an ETag as sent: 16 hex digits (64 bits: a validator for one URL's versions, not
+/// an identifier) in quotes.
+const ETAG_LEN: u32 = 18;
 
 /// A string-keyed table laid out for hundreds of thousands of entries: the keys back to back in
 /// one string, the values in one `Vec`, and a hash index of `u32` positions (5 bytes a slot
@@ -122,8 +131,9 @@ const ETAG_LEN: u32 = 34;
 struct Table<V> {
     index: HashTable<u32>,
     keys: String,
-    /// Start and end of each value's key in `keys`.
-    spans: Vec<(u32, u32)>,
+    /// Where each value's key starts in `keys`; it ends where the next one starts (keys are only
+    /// ever appended, in the order of `values`).
+    starts: Vec<u32>,
     values: Vec<V>,
 }
 
@@ -142,24 +152,35 @@ impl<V> Table<V> {
         Table {
             index: HashTable::with_capacity(n),
             keys: String::new(),
-            spans: Vec::with_capacity(n),
+            starts: Vec::with_capacity(n),
             values: Vec::with_capacity(n),
         }
     }
 
+    /// The key of value `i`, as bytes.
+    #[inline]
+    fn key_bytes<'k>(keys: &'k str, starts: &[u32], i: usize) -> &'k [u8] {
+        let end = starts.get(i + 1).map_or(keys.len(), |e| *e as usize);
+        keys.as_bytes()
+            .get(starts[i] as usize..end)
+            .unwrap_or_default()
+    }
+
     fn key(&self, i: usize) -> &str {
-        let (s, e) = self.spans[i];
-        &self.keys[s as usize..e as usize]
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.keys.len(), |e| *e as usize);
+        &self.keys[self.starts[i] as usize..end]
     }
 
     #[inline]
     fn position(&self, key: &str) -> Option<usize> {
-        let (keys, spans) = (self.keys.as_bytes(), &self.spans);
+        let (keys, starts) = (self.keys.as_str(), self.starts.as_slice());
         let key = key.as_bytes();
         self.index
             .find(hash(key), |&i| {
-                let (s, e) = spans[i as usize];
-                keys.get(s as usize..e as usize) == Some(key)
+                Self::key_bytes(keys, starts, i as usize) == key
             })
             .map(|&i| i as usize)
     }
@@ -179,26 +200,22 @@ impl<V> Table<V> {
             return;
         }
         let i = len32(self.values.len());
-        let start = len32(self.keys.len());
+        self.starts.push(len32(self.keys.len()));
         self.keys.push_str(key);
-        self.spans.push((start, len32(self.keys.len())));
         self.values.push(value);
-        let (keys, spans) = (&self.keys, &self.spans);
+        let (keys, starts) = (self.keys.as_str(), self.starts.as_slice());
         self.index.insert_unique(hash(key.as_bytes()), i, |&j| {
-            let (s, e) = spans[j as usize];
-            hash(&keys.as_bytes()[s as usize..e as usize])
+            hash(Self::key_bytes(keys, starts, j as usize))
         });
     }
 
     fn shrink_to_fit(&mut self) {
         self.keys.shrink_to_fit();
-        self.spans.shrink_to_fit();
+        self.starts.shrink_to_fit();
         self.values.shrink_to_fit();
-        let (keys, spans) = (&self.keys, &self.spans);
-        self.index.shrink_to_fit(|&j| {
-            let (s, e) = spans[j as usize];
-            hash(&keys.as_bytes()[s as usize..e as usize])
-        });
+        let (keys, starts) = (self.keys.as_str(), self.starts.as_slice());
+        self.index
+            .shrink_to_fit(|&j| hash(Self::key_bytes(keys, starts, j as usize)));
     }
 
     fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
@@ -255,7 +272,7 @@ impl SiteRoutes {
 
     #[inline]
     fn prm(&self, r: &Resource) -> Option<Doc<'_>> {
-        r.has_prm.then(|| Doc {
+        (r.body_len != 0).then(|| Doc {
             kind: DocKind::Prm,
             status: StatusCode::OK,
             data: &self.blocks[r.block as usize],
@@ -286,7 +303,7 @@ impl SiteRoutes {
 
     /// The server owning a full resource path, if one does.
     pub fn resource(&self, full_path: &str) -> Option<usize> {
-        self.resources.get(full_path).map(|r| r.server)
+        self.resources.get(full_path).map(Resource::server)
     }
 
     /// The resource at a request path as `/challenge` gets it: the query and one trailing `/` are

@@ -122,7 +122,7 @@ impl Registry {
                 .filter(|p| p.site.prefix == config.sites[si].prefix)
         };
         let mut fulls: Vec<String> = Vec::new();
-        let mut spans: Vec<(u32, u32, u32, bool)> = Vec::new();
+        let mut spans: Vec<(u32, u32, u32)> = Vec::new();
         let mut url = String::new();
         for (si, site) in config.sites.iter().enumerate() {
             let mut builder = BlockBuilder {
@@ -154,13 +154,13 @@ impl Registry {
                     if server.mode != ModeKind::None {
                         push_hint(&mut builder.scratch, site, server, full);
                     }
-                    spans.push((start, body_len, hint_start, auth.is_some()));
+                    spans.push((start, body_len, hint_start));
                 }
                 if let Some(first) = fulls.first() {
                     let block = builder.finish(first);
                     let b = len32(sites[si].blocks.len());
                     for (i, full) in fulls.iter().enumerate() {
-                        let (start, body_len, hint_start, has_prm) = spans[i];
+                        let (start, body_len, hint_start) = spans[i];
                         let hint_end = spans.get(i + 1).map_or(len32(block.len()), |next| next.0);
                         let hint = if server.mode == ModeKind::None {
                             sites[si].realm.clone()
@@ -171,12 +171,11 @@ impl Registry {
                             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
                         };
                         let resource = Resource {
-                            server: idx,
+                            server: len32(idx),
                             hint,
                             block: b,
                             start,
                             body_len,
-                            has_prm,
                         };
                         sites[si].resources.insert(full, resource);
                     }
@@ -270,7 +269,7 @@ fn render_doc(out: &mut Vec<u8>, value: &impl serde::Serialize, old: Option<Doc<
             const DIGITS: &[u8; 16] = b"0123456789abcdef";
             let digest = Sha256::digest(&out[start..]);
             out.push(b'"');
-            for b in &digest[..16] {
+            for b in &digest[..8] {
                 out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
             }
             out.push(b'"');

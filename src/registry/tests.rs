@@ -58,7 +58,7 @@ fn answers(r: &Registry) -> Vec<Vec<(String, String)>> {
                 .collect();
             all.extend(site.resources.iter().map(|(full, res)| {
                 let hint = res.hint.to_str().unwrap().to_owned();
-                (full.to_owned(), format!("{} {hint}", res.server))
+                (full.to_owned(), format!("{} {hint}", res.server()))
             }));
             all.sort();
             all
@@ -72,7 +72,7 @@ fn hints_are_the_challenge_hint_of_every_resource() {
     let mut checked = 0;
     for site in &r.sites {
         for (full, res) in site.resources.iter() {
-            let server = &r.config.servers[res.server];
+            let server = &r.config.servers[res.server()];
             let expected = crate::hint::hint(&site.site, server, full);
             assert_eq!(res.hint.to_str().unwrap(), expected, "{full}");
             checked += 1;
