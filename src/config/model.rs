@@ -42,6 +42,24 @@ pub struct Config {
     pub warnings: Vec<Problem>,
 }
 
+impl Config {
+    /// Frees what only rendering documents reads (each server's expanded paths, authorization
+    /// servers, upstream issuer, resource name and documentation), keeping what a served snapshot
+    /// still answers from: the sites and settings, the warnings, and each server's name, mode,
+    /// scopes and `discover`. For a snapshot nothing renders again (no server discovers its
+    /// upstream): at 100,000 servers this is most of the config's memory.
+    pub fn keep_serving_fields_only(&mut self) {
+        for s in &mut self.servers {
+            s.paths = Vec::new();
+            s.auth = Vec::new();
+            s.upstream_issuer = None;
+            s.resource_name = None;
+            s.resource_documentation = None;
+            s.name.shrink_to_fit();
+        }
+    }
+}
+
 /// One `public_url`: the origin clients use and the path prefix every resource lives under.
 #[derive(Debug, Clone)]
 pub struct Site {

@@ -235,6 +235,19 @@ impl Registry {
             }
             origins.entry(site.origin.as_str().into()).or_insert(i);
         }
+        // Nothing renders this config again unless an upstream is discovered
+        // (`with_upstreams`): keep only what answering reads.
+        let config = if crate::upstream::wanted(&config).is_empty() {
+            match Arc::try_unwrap(config) {
+                Ok(mut owned) => {
+                    owned.keep_serving_fields_only();
+                    Arc::new(owned)
+                }
+                Err(shared) => shared,
+            }
+        } else {
+            config
+        };
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
                 .expect("a number makes a valid header value");

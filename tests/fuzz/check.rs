@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use hyper::StatusCode;
 use serde_json::Value;
-use signpost::testing::config::ModeKind;
+use signpost::testing::config::{Config, ModeKind};
 use signpost::testing::registry::{AS_PREFIX, DocKind, PRM_PREFIX, Registry};
 
 /// `null`, `""`, `[]` or `{}` anywhere in `v`: the JSON path of the first one.
@@ -46,8 +46,8 @@ pub fn issuer_matches_location(issuer: &str, origin: &str, suffix: &str) -> bool
     issuer == base || issuer.strip_suffix('/') == Some(base.as_str())
 }
 
-/// Checks every document of `registry`; returns how many were checked.
-pub fn check_registry(registry: &Registry) -> usize {
+/// Checks every document of `registry`, built from `config`; returns how many were checked.
+pub fn check_registry(registry: &Registry, config: &Config) -> usize {
     let mut checked = 0;
     let mut prm_issuers: HashSet<String> = HashSet::new();
     let mut hosted: Vec<(String, String)> = Vec::new();
@@ -102,7 +102,7 @@ pub fn check_registry(registry: &Registry) -> usize {
                     let idx = site
                         .resource(full)
                         .unwrap_or_else(|| panic!("{at}: PRM for a path no server owns"));
-                    let server = &registry.config.servers[idx];
+                    let server = &config.servers[idx];
                     assert_ne!(
                         server.mode,
                         ModeKind::None,

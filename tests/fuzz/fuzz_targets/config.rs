@@ -47,8 +47,8 @@ fuzz_target!(|data: &[u8]| {
                 content_sha256: String::new(),
                 loaded_at: std::time::UNIX_EPOCH,
             };
-            let registry = Registry::build(config, source);
-            check::check_registry(&registry);
+            let registry = Registry::build(config.clone(), source);
+            check::check_registry(&registry, &config);
         }
     }
 });
