@@ -62,8 +62,8 @@ fuzz_target!(|data: &[u8]| {
             dropped,
         },
     );
-    let registry = Registry::build(config, source).with_upstreams(&docs);
-    check::check_registry(&registry);
+    let registry = Registry::build(config.clone(), source).with_upstreams(&docs);
+    check::check_registry(&registry, &config);
     let served = registry.sites[0]
         .find("/.well-known/oauth-authorization-server/eng")
         .expect("the facade's document");

@@ -45,7 +45,8 @@ static STATES: LazyLock<Vec<Arc<AppState>>> = LazyLock::new(|| {
     .iter()
     .map(|text| {
         let registry = state::build(text, "fuzz.json", 1).expect("the fuzz config is valid");
-        check::check_registry(&registry);
+        let config = signpost::testing::config::parse(text, "fuzz.json").expect("valid");
+        check::check_registry(&registry, &config);
         AppState::new(registry)
     })
     .collect()
