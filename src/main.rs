@@ -9,9 +9,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use signpost::Exit;
 use signpost::cli::{Cli, Command, LogFormat};
 
