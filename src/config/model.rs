@@ -42,21 +42,17 @@ pub struct Config {
     pub warnings: Vec<Problem>,
 }
 
-impl Config {
-    /// Frees what only rendering documents reads (each server's expanded paths, authorization
-    /// servers, upstream issuer, resource name and documentation), keeping what a served snapshot
-    /// still answers from: the sites and settings, the warnings, and each server's name, mode,
-    /// scopes and `discover`. For a snapshot nothing renders again (no server discovers its
-    /// upstream): at 100,000 servers this is most of the config's memory.
+impl Server {
+    /// Frees what only rendering documents reads (the expanded paths, authorization servers,
+    /// upstream issuer, resource name and documentation), keeping what a served snapshot still
+    /// answers from: the name, mode, scopes and `discover`. For a snapshot nothing renders again
+    /// (no server discovers its upstream): at 100,000 servers this is most of the config's memory.
     pub fn keep_serving_fields_only(&mut self) {
-        for s in &mut self.servers {
-            s.paths = Vec::new();
-            s.auth = Vec::new();
-            s.upstream_issuer = None;
-            s.resource_name = None;
-            s.resource_documentation = None;
-            s.name.shrink_to_fit();
-        }
+        self.paths = Vec::new();
+        self.auth = Vec::new();
+        self.upstream_issuer = None;
+        self.resource_name = None;
+        self.resource_documentation = None;
     }
 }
 

@@ -325,8 +325,8 @@ pub struct Registry {
     pub source: Source,
     /// Shared with the snapshots re-rendered from it when upstream documents change. When no
     /// server discovers its upstream, nothing renders it again and it keeps only what answering
-    /// reads ([`Config::keep_serving_fields_only`]: no paths, authorization servers or document
-    /// fields).
+    /// reads ([`crate::config::Server::keep_serving_fields_only`]: no paths, authorization servers
+    /// or document fields).
     pub config: Arc<Config>,
     pub sites: Vec<SiteRoutes>,
     /// Lower-case `Host` value → index into `sites` (used when `public_url` is a list).

@@ -91,11 +91,16 @@ impl Registry {
     }
 
     fn build_with(
-        config: Arc<Config>,
+        mut config: Arc<Config>,
         source: Source,
         upstreams: &Documents,
         previous: Option<&Registry>,
     ) -> Registry {
+        // Nothing renders this config again unless an upstream is discovered
+        // (`with_upstreams`): each server keeps only what answering reads once its last site
+        // is rendered, so the rendered documents grow into the memory its fields leave.
+        let slim =
+            crate::upstream::wanted(&config).is_empty() && Arc::get_mut(&mut config).is_some();
         let paths: usize = config.servers.iter().map(|s| s.paths.len()).sum();
         let hosted = config
             .servers
@@ -114,22 +119,29 @@ impl Registry {
                 realm: crate::hint::realm(site),
             })
             .collect();
-        // The previous snapshot's site at the same index, if it is the same origin and prefix.
-        let previous_site = |si: usize| {
-            previous
-                .and_then(|p| p.sites.get(si))
-                .filter(|p| p.site.origin == config.sites[si].origin)
-                .filter(|p| p.site.prefix == config.sites[si].prefix)
-        };
+        // The previous snapshot's site at each index, if it is the same origin and prefix.
+        let previous_sites: Vec<Option<&SiteRoutes>> = config
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(si, site)| {
+                previous
+                    .and_then(|p| p.sites.get(si))
+                    .filter(|p| p.site.origin == site.origin && p.site.prefix == site.prefix)
+            })
+            .collect();
+        let previous_site = |si: usize| previous_sites[si];
         let mut fulls: Vec<String> = Vec::new();
         let mut spans: Vec<(u32, u32, u32)> = Vec::new();
         let mut url = String::new();
-        for (si, site) in config.sites.iter().enumerate() {
+        let last_site = config.sites.len().saturating_sub(1);
+        for si in 0..config.sites.len() {
             let mut builder = BlockBuilder {
                 scratch: Vec::with_capacity(4096),
                 previous: previous_site(si),
             };
-            for (idx, server) in config.servers.iter().enumerate() {
+            for idx in 0..config.servers.len() {
+                let (site, server) = (&config.sites[si], &config.servers[idx]);
                 fulls.clear();
                 fulls.extend(server.paths.iter().map(|p| site.full_path(p)));
                 // Each path's PRM (body, ETag) and hint, back to back.
@@ -220,6 +232,11 @@ impl Registry {
                         },
                     );
                 }
+                if slim && si == last_site {
+                    if let Some(config) = Arc::get_mut(&mut config) {
+                        config.servers[idx].keep_serving_fields_only();
+                    }
+                }
             }
         }
         for site in &mut sites {
@@ -235,19 +252,6 @@ impl Registry {
             }
             origins.entry(site.origin.as_str().into()).or_insert(i);
         }
-        // Nothing renders this config again unless an upstream is discovered
-        // (`with_upstreams`): keep only what answering reads.
-        let config = if crate::upstream::wanted(&config).is_empty() {
-            match Arc::try_unwrap(config) {
-                Ok(mut owned) => {
-                    owned.keep_serving_fields_only();
-                    Arc::new(owned)
-                }
-                Err(shared) => shared,
-            }
-        } else {
-            config
-        };
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
                 .expect("a number makes a valid header value");
