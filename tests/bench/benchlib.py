@@ -9,11 +9,14 @@ Subcommands (each prints one line: a value or a JSON object):
                                  run CMD; {"rc","wall_s","maxrss_kb"} (wait4 rusage of that child,
                                  which is what /usr/bin/time -v reports as "Maximum resident set size")
   startup --prm URL --ready URL [--timeout S] [--log F]
-          [--reload-src F --reload-dst F --expect S] -- CMD...
+          [--reload-src F --reload-dst F --expect S
+           [--reloads K --reload-original F --original-expect S]] -- CMD...
                                  spawn CMD (a server), poll URL --prm until 200 and --ready until 200,
                                  read its memory, [replace the config and time the reload,] SIGTERM
                                  it; {"first_prm_s","ready_s","hwm_kb","rss_kb","threads",
-                                 ["reload_s","reload_hwm_kb",] "stop_s","stop_rc"}
+                                 ["reload_s","reload_hwm_kb",] "stop_s","stop_rc"}; --reloads K
+                                 replaces it K times in all, alternating F (served when it shows
+                                 S) and SRC: ["reloads_hwm_kb","reloads_rss_kb"] after the last
   load --target NAME --round R --pid PID --url URL --lua F [--duration S] [--conns C] [--threads T]
                                  one wrk run; server CPU (utime+stime of PID and descendants) read
                                  from /proc before and after; one JSON line
@@ -235,6 +238,30 @@ def cmd_startup(args):
             time.sleep(0.2)
             m = mem(p.pid)
             res.update(reload_hwm_kb=m["hwm_kb"], reload_rss_kb=m["rss_kb"])
+            # --reloads K: K-1 more replacements, alternating the original config and SRC, each
+            # awaited like the first; VmRSS/VmHWM after the last show whether memory stays bounded
+            # when an operator reloads again and again.
+            more = int(o.get("reloads", "1")) - 1
+            if more > 0 and "reload_s" in res:
+                original = o.get("reload-original")
+                versions = [(original, o.get("original-expect", "").encode()), (o["reload-src"], expect)]
+                for i in range(more):
+                    src, want = versions[i % 2]
+                    with open(src, "rb") as f, open(tmp, "wb") as g:
+                        g.write(f.read())
+                    t2 = time.monotonic()
+                    os.replace(tmp, o["reload-dst"])
+                    while time.monotonic() - t2 < reload_timeout:
+                        st, body = http_status(o["prm"], timeout=5.0)
+                        if st == 200 and want in body:
+                            break
+                        time.sleep(0.001)
+                    else:
+                        res["reloads_error"] = f"reload {i + 2} not served within {reload_timeout}s"
+                        break
+                time.sleep(0.5)
+                m = mem(p.pid)
+                res.update(reloads=more + 1, reloads_hwm_kb=m["hwm_kb"], reloads_rss_kb=m["rss_kb"])
         t1 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         try:
@@ -459,8 +486,8 @@ def cmd_render(args):
     if scales:
         w("## (d, e) config load, start-up and memory by number of servers")
         w("")
-        w("| servers | format | config | `check` wall | `check` peak RSS | `serve` spawn → first PRM 200 | spawn → /readyz 200 | `serve` VmHWM | `serve` VmRSS | reload (file replaced → new PRM) | VmHWM after reload | SIGTERM → exit |")
-        w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("| servers | format | config | `check` wall | `check` peak RSS | `serve` spawn → first PRM 200 | spawn → /readyz 200 | `serve` VmHWM | `serve` VmRSS | reload (file replaced → new PRM) | VmHWM after reload | VmRSS / VmHWM after N reloads | SIGTERM → exit |")
+        w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in scales:
             c, s = r.get("check", {}), r.get("serve", {})
             if c.get("rc") not in (0, None):
@@ -470,13 +497,16 @@ def cmd_render(args):
             fmt = r.get("format", "indented")
             if "error" in s:
                 w(f"| {r['servers']:,} | {fmt} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
-                  f"serve failed: {s['error']} | | | | | | |")
+                  f"serve failed: {s['error']} | | | | | | | |")
                 continue
             stop = fmt_s(s.get("stop_s")) + ("" if s.get("stop_rc") == 0 else f" (exit {s.get('stop_rc')})")
+            many = s.get("reloads_error") or (
+                f"{fmt_mb(s.get('reloads_rss_kb'))} / {fmt_mb(s.get('reloads_hwm_kb'))} ({s['reloads']})"
+                if "reloads" in s else "–")
             w(f"| {r['servers']:,} | {fmt} | {fmt_mb(r['config_bytes'] / 1024)} | {cw} | {fmt_mb(c.get('maxrss_kb'))} | "
               f"{fmt_s(s.get('first_prm_s'))} | {fmt_s(s.get('ready_s'))} | {fmt_mb(s.get('hwm_kb'))} | "
               f"{fmt_mb(s.get('rss_kb'))} | {s.get('reload_error') or fmt_s(s.get('reload_s'))} | "
-              f"{fmt_mb(s.get('reload_hwm_kb'))} | {stop} |")
+              f"{fmt_mb(s.get('reload_hwm_kb'))} | {many} | {stop} |")
         w("")
         w("`check` prints every URL served (to /dev/null here), so its time includes rendering that listing. "
           "Peak RSS of `check` is wait4's ru_maxrss (what `/usr/bin/time -v` reports); "

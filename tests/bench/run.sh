@@ -36,6 +36,8 @@
 #   BENCH_SERVERS [1000] servers in the load config BENCH_SCALES ["100 1000 10000 100000"]
 #   BENCH_STARTUP_RUNS [5]  start-up runs per target
 #   BENCH_RELOAD [1]     0 skips (f)               BENCH_RELOAD_RUNS [5]  reload-latency runs
+#   BENCH_RELOADS_IN_A_ROW [6]  reloads of each scale's serve in (d), alternating two configs:
+#                        memory after the last shows whether it stays bounded
 #   BENCH_RELOAD_LOAD_S [10] load seconds during reload-under-load, reloading every
 #   BENCH_RELOAD_EVERY [0.5] seconds
 #   BENCH_THREADS [nproc] hyper_baseline workers and nginx worker_processes (signpost uses its
@@ -77,6 +79,7 @@ LOAD_SERVERS=${BENCH_SERVERS:-1000}
 SCALES=${BENCH_SCALES:-"100 1000 10000 100000"}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-5}
 RELOAD=${BENCH_RELOAD:-1}
+RELOADS_IN_A_ROW=${BENCH_RELOADS_IN_A_ROW:-6}
 SP_RELOADS=$RELOAD   # cleared when signpost is seen not to reload
 RELOAD_RUNS=${BENCH_RELOAD_RUNS:-5}
 RELOAD_LOAD_S=${BENCH_RELOAD_LOAD_S:-10}
@@ -520,6 +523,7 @@ if [[ $NO_SIGNPOST != 1 ]]; then
     f=$WORK/scale-$n.json
     python3 "$HERE/gen_config.py" "$n" "http://127.0.0.1:$p1" "$f"
     python3 "$HERE/gen_config.py" "$n" "http://127.0.0.1:$p1" "$f.v1" --variant 1
+    cp "$f" "$f.v0"
     log "scale $n servers ($(du -h "$f" | cut -f1)): check"
     chk='' srv=''
     pyrun chk timed --stderr "$WORK/check-$n.err" -- "$SIGNPOST_BIN" check --config "$f" || true
@@ -527,7 +531,10 @@ if [[ $NO_SIGNPOST != 1 ]]; then
       || fail "signpost check at $n servers: $chk: $(head -5 "$WORK/check-$n.err")"
     log "scale $n servers: serve start-up"
     reload_opts=()
-    if [[ $SP_RELOADS == 1 ]]; then reload_opts=(--reload-src "$f.v1" --reload-dst "$f" --expect "variant 1)"); fi
+    if [[ $SP_RELOADS == 1 ]]; then
+      reload_opts=(--reload-src "$f.v1" --reload-dst "$f" --expect "variant 1)"
+                   --reloads "$RELOADS_IN_A_ROW" --reload-original "$f.v0" --original-expect "variant 0)")
+    fi
     pyrun srv startup --timeout 300 --log "$WORK/serve-$n.log" "${reload_opts[@]}" \
       --prm "http://127.0.0.1:$p1/.well-known/oauth-protected-resource/mcp/s$((n / 2))/mcp" --ready "http://127.0.0.1:$p2/readyz" -- \
       "$SIGNPOST_BIN" serve --config "$f" --listen "127.0.0.1:$p1" --admin-listen "127.0.0.1:$p2" \
