@@ -73,23 +73,15 @@ pub async fn serve(args: ServeArgs) -> Exit {
     let limits = args.read.limits();
     let mut stop = std::pin::pin!(stop);
     let loaded = match config_path.clone() {
-        // On a thread of its own (not the runtime's blocking pool, which exit would wait for), so
-        // a SIGTERM during a slow read still ends the process at once.
+        // On the build thread (not the runtime's blocking pool, which exit would wait for), so
+        // a SIGTERM during a slow read still ends the process at once; every later snapshot is
+        // built there too (see `builder.rs`).
         Some(path) => {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let spawned = std::thread::Builder::new()
-                .name("signpost-load".into())
-                .spawn(move || {
-                    let _ = tx.send(load_with(&ConfigReader::new(limits), &path, 1));
-                });
-            if let Err(e) = spawned {
-                tracing::error!("cannot start a thread to read the config: {e}");
-                return Exit::Failure;
-            }
+            let load = crate::builder::run(move || load_with(&ConfigReader::new(limits), &path, 1));
             tokio::select! {
-                loaded = rx => match loaded {
-                    Ok(loaded) => loaded,
-                    Err(_) => {
+                loaded = load => match loaded {
+                    Some(loaded) => loaded,
+                    None => {
                         tracing::error!("reading the config failed unexpectedly");
                         return Exit::Failure;
                     }

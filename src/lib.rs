@@ -7,7 +7,8 @@
 //! 1. Leaves, importing nothing of the crate: `http` (the JSON answers and header values every
 //!    listener sends), `well_known` (the RFC 9728 / RFC 8414 / OIDC well-known URLs and the order
 //!    clients try them in), `addr` (loopback and private address rules), `metrics` (the counters
-//!    behind `/metrics`), `fetch` (the bounded outbound HTTP client).
+//!    behind `/metrics`), `fetch` (the bounded outbound HTTP client), `builder` (the one thread
+//!    every snapshot is built on, so memory a replaced snapshot frees is reused by the next).
 //! 2. `config` — read the file within limits, parse the JSON and validate it into a checked
 //!    `Config`, every problem at once with `file:line:col`.
 //! 3. Documents, pure: `hint` (a resource's no-token `WWW-Authenticate`), `upstream` (discovering
@@ -33,7 +34,8 @@
 //!   `challenge::challenge` → the registry's precomputed hint (extended only for a step-up or
 //!   `invalid_token`).
 //! * Reload: `reload/task.rs` (an event batch, the poll, or SIGHUP via `lifecycle::SigHup`) →
-//!   `reload/decide.rs` (`look_with`: resolve and hash; `decide`) → `state::build_next` (read
+//!   `reload/decide.rs` (`look_with`: resolve and hash; `decide`), on `builder`'s thread →
+//!   `state::build_next` (read
 //!   bytes → `config` → `registry`, sharing what renders the same) → `AppState::install` (one
 //!   store); a failed load changes nothing but `/status` and `/metrics`.
 //! * Shutdown: `lifecycle.rs`, whose doc lists the order: signal → `/readyz` 503 → serve on for
@@ -45,6 +47,7 @@
 mod addr;
 mod admin;
 mod app;
+mod builder;
 mod challenge;
 pub mod cli;
 mod config;

@@ -61,9 +61,10 @@ async fn keep_fresh(state: Arc<AppState>, fetcher: Fetcher, issuer: String) {
         }
         if state.upstreams.record(&issuer, d) {
             tracing::info!(issuer = %issuer, "upstream metadata (or why there is none) changed; rebuilding documents");
-            // Rendering a large registry takes long enough to stall requests on an async worker.
+            // Rendering a large registry takes long enough to stall requests on an async worker:
+            // it runs on the build thread, where every snapshot is built.
             let s = state.clone();
-            let _ = tokio::task::spawn_blocking(move || s.refresh_upstreams()).await;
+            let _ = crate::builder::run(move || s.refresh_upstreams()).await;
         }
         let fetched = tokio::time::Instant::now();
         // The interval is read again after every reload, so a changed `upstream_refresh`

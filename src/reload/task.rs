@@ -467,10 +467,10 @@ async fn look_and_sync(
     trigger: Trigger,
 ) -> (Outcome, bool) {
     let r = reloader.clone();
-    let outcome = tokio::task::spawn_blocking(move || lock(&r).check(trigger))
+    let outcome = crate::builder::run(move || lock(&r).check(trigger))
         .await
-        .unwrap_or_else(|e| {
-            tracing::error!(cause = %e, "config reload task failed; keeping the last good config");
+        .unwrap_or_else(|| {
+            tracing::error!("config reload task failed; keeping the last good config");
             Outcome::Skipped
         });
     let (path, target) = {
