@@ -126,7 +126,7 @@ impl AppState {
             if registry.rendered_with(&upstreams) {
                 registry
             } else {
-                registry.with_upstreams(&upstreams)
+                registry.with_upstreams(&upstreams).unwrap_or(registry)
             }
         };
         let registry = Arc::new(registry);
@@ -145,9 +145,10 @@ impl AppState {
     pub fn refresh_upstreams(&self) {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.registry.load_full();
-        retire(self.registry.swap(Arc::new(
-            current.with_upstreams(&self.upstreams.documents()),
-        )));
+        // A fetch that lands just after a reload to a config without upstreams: nothing to do.
+        if let Some(next) = current.with_upstreams(&self.upstreams.documents()) {
+            retire(self.registry.swap(Arc::new(next)));
+        }
     }
 
     /// A receiver that changes after every install of a new config.

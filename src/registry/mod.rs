@@ -340,6 +340,8 @@ pub struct Registry {
     pub not_modified_headers: HeaderMap,
     /// The upstream documents the facades were rendered with.
     rendered_with: Documents,
+    /// `config` keeps only what answering reads: this snapshot cannot be rendered again.
+    slim: bool,
 }
 
 /// The result of looking up a resource for a challenge.

@@ -80,14 +80,18 @@ impl Registry {
                 .all(|(k, b)| self.rendered_with.get(k).is_some_and(|a| same(a, b)))
     }
 
-    /// The same config rendered again with the upstream documents known now.
-    pub fn with_upstreams(&self, upstreams: &Documents) -> Registry {
-        Registry::build_with(
-            self.config.clone(),
-            self.source.clone(),
-            upstreams,
-            Some(self),
-        )
+    /// The same config rendered again with the upstream documents known now; `None` for a
+    /// snapshot whose config kept only what answering reads (no server discovers: nothing in it
+    /// depends on upstream documents, and its paths are gone).
+    pub fn with_upstreams(&self, upstreams: &Documents) -> Option<Registry> {
+        (!self.slim).then(|| {
+            Registry::build_with(
+                self.config.clone(),
+                self.source.clone(),
+                upstreams,
+                Some(self),
+            )
+        })
     }
 
     fn build_with(
@@ -270,6 +274,7 @@ impl Registry {
             document_headers,
             not_modified_headers,
             rendered_with: upstreams.clone(),
+            slim,
         }
     }
 }

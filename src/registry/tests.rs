@@ -122,3 +122,36 @@ fn a_build_after_the_served_snapshot_answers_the_same_and_shares_what_did_not_ch
         "the new server's issuer comes last"
     );
 }
+
+#[test]
+fn a_snapshot_without_upstreams_keeps_only_serving_fields_and_is_never_rendered_again() {
+    let r = build(&config("v0", ""), None);
+    let full = answers(&build(&config("v0", ""), None));
+    assert_eq!(answers(&r), full);
+    assert!(
+        r.config
+            .servers
+            .iter()
+            .all(|s| s.paths.is_empty() && s.auth.is_empty())
+    );
+    let github = r
+        .config
+        .servers
+        .iter()
+        .find(|s| s.name == "github")
+        .unwrap();
+    assert_eq!(
+        (github.mode, &github.scopes[..]),
+        (crate::config::ModeKind::Gateway, &["repo".to_owned()][..])
+    );
+    // A fetch landing just after a reload to this config must not render it from its slim
+    // config (it would serve no document at all).
+    assert!(r.with_upstreams(&Documents::new()).is_none());
+    // With a server that discovers, the config stays whole and renders again the same.
+    let discovering =
+        r#", "disc": { "mode": "facade", "issuer": "https://idp.example.com", "discover": true }"#;
+    let d = build(&config("v0", discovering), None);
+    assert!(d.config.servers.iter().all(|s| !s.paths.is_empty()));
+    let again = d.with_upstreams(&Documents::new()).expect("renders again");
+    assert_eq!(answers(&again), answers(&d));
+}

@@ -62,7 +62,8 @@ fuzz_target!(|data: &[u8]| {
             dropped,
         },
     );
-    let registry = Registry::build(config.clone(), source).with_upstreams(&docs);
+    let registry = Registry::build(config.clone(), source).with_upstreams(&docs)
+        .expect("a config whose facade discovers renders again");
     check::check_registry(&registry, &config);
     let served = registry.sites[0]
         .find("/.well-known/oauth-authorization-server/eng")
