@@ -46,7 +46,7 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
             let registry = state.registry();
             let mut body = state
                 .metrics
-                .render(registry.source.generation, registry.config.servers.len());
+                .render(registry.source.generation, registry.server_count());
             upstream_metrics(state, &mut body);
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response
@@ -182,7 +182,7 @@ fn status(state: &AppState) -> String {
         "generation": source.generation,
         "content_sha256": source.content_sha256,
         "loaded_at": rfc3339(source.loaded_at),
-        "servers": registry.config.servers.len(),
+        "servers": registry.server_count(),
         "last_reload": {
             "ok": last.ok,
             "at": rfc3339(last.at),

@@ -128,7 +128,7 @@ pub async fn serve(args: ServeArgs) -> Exit {
     tracing::info!(
         public = %public.local_addr().map_or(args.listen, |a| a),
         admin = %admin.local_addr().map_or(args.admin_listen, |a| a),
-        servers = registry.config.servers.len(),
+        servers = registry.server_count(),
         config = %registry.source.path,
         "signpost listening"
     );

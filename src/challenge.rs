@@ -136,12 +136,12 @@ pub fn challenge<'a>(
     let resolved = registry.resolve(resource, host);
     let owner = resolved
         .and_then(|r| r.resource)
-        .map(|(_, r)| &registry.config.servers[r.server()]);
+        .map(|(_, r)| registry.owner(r.server()));
     let mut answer = Challenge {
         status: outcome.status(),
         header: None,
         body: outcome.body(),
-        server: owner.map(|s| s.name.as_str()),
+        server: owner.map(|s| s.name),
         dropped_scopes: Vec::new(),
     };
     let hint = match resolved {
@@ -158,9 +158,9 @@ pub fn challenge<'a>(
         Outcome::StepUp => {
             // The hint ends with the server's `scope="…"` exactly when it has scopes (and is not a
             // `none` server, whose hint is the realm).
-            let server_scopes: &[String] = match owner {
-                Some(s) if s.mode != ModeKind::None => &s.scopes,
-                _ => &[],
+            let server_scopes: &str = match owner {
+                Some(s) if s.mode != ModeKind::None => s.scopes,
+                _ => "",
             };
             let h = hint.as_bytes();
             let mut out = Vec::with_capacity(h.len() + requested_scope.map_or(0, <[u8]>::len) + 40);
@@ -174,7 +174,9 @@ pub fn challenge<'a>(
             {
                 if !s.iter().copied().all(is_scope_char) {
                     answer.dropped_scopes.push(s);
-                } else if !server_scopes.iter().any(|x| x.as_bytes() == s) && !added.contains(&s) {
+                } else if !server_scopes.split(' ').any(|x| x.as_bytes() == s)
+                    && !added.contains(&s)
+                {
                     out.extend_from_slice(if open { b" " } else { b", scope=\"" });
                     open = true;
                     out.extend_from_slice(s);

@@ -224,7 +224,7 @@ impl AppState {
 /// Frees a replaced snapshot on a thread of its own: with 100,000 servers that takes a second,
 /// which must not land on a request (whichever holds the last reference frees it).
 fn retire(old: Arc<Registry>) {
-    if Arc::strong_count(&old) == 1 && old.config.servers.len() >= 1000 {
+    if Arc::strong_count(&old) == 1 && old.server_count() >= 1000 {
         let _ = std::thread::Builder::new()
             .name("signpost-retire".into())
             .spawn(move || drop(old));

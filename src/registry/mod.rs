@@ -25,7 +25,7 @@ use rustc_hash::FxBuildHasher;
 use rustc_hash::FxHashMap as HashMap;
 use url::Url;
 
-use crate::config::{Config, Site};
+use crate::config::{Config, ModeKind, Site};
 use crate::upstream::Documents;
 use crate::well_known::{AS_PREFIX, PRM_PREFIX, prm_path};
 
@@ -324,11 +324,12 @@ impl SiteRoutes {
 pub struct Registry {
     pub source: Source,
     /// Shared with the snapshots re-rendered from it when upstream documents change. When no
-    /// server discovers its upstream, nothing renders it again and it keeps only what answering
-    /// reads ([`crate::config::Server::keep_serving_fields_only`]: no paths, authorization servers
-    /// or document fields).
+    /// server discovers its upstream nothing renders it again, and it keeps no server at all:
+    /// [`Registry::owner`] answers what a request needs of one.
     pub config: Arc<Config>,
     pub sites: Vec<SiteRoutes>,
+    /// Each server's name, mode and scopes, by index into the config's servers.
+    owners: Owners,
     /// Lower-case `Host` value → index into `sites` (used when `public_url` is a list).
     hosts: HashMap<Box<str>, usize>,
     /// `origin` → index into `sites` (resolves full URLs given to `/challenge`).
@@ -344,6 +345,56 @@ pub struct Registry {
     slim: bool,
 }
 
+/// Every server's name, mode and scopes, in one string: 9 bytes a server beside the text,
+/// where a whole [`crate::config::Server`] takes some 250.
+#[derive(Debug, Default)]
+struct Owners {
+    /// Per server: its name, then its scopes separated by spaces.
+    text: String,
+    /// Per server: where its name starts in `text`, and where its scopes start (they end where
+    /// the next server's name starts).
+    spans: Vec<(u32, u32)>,
+    modes: Vec<ModeKind>,
+}
+
+impl Owners {
+    fn of(servers: &[crate::config::Server]) -> Owners {
+        let mut o = Owners {
+            text: String::with_capacity(
+                servers
+                    .iter()
+                    .map(|s| s.name.len() + s.scopes.iter().map(|x| x.len() + 1).sum::<usize>())
+                    .sum(),
+            ),
+            spans: Vec::with_capacity(servers.len()),
+            modes: Vec::with_capacity(servers.len()),
+        };
+        for s in servers {
+            let start = len32(o.text.len());
+            o.text.push_str(&s.name);
+            let scopes = len32(o.text.len());
+            for (i, scope) in s.scopes.iter().enumerate() {
+                if i > 0 {
+                    o.text.push(' ');
+                }
+                o.text.push_str(scope);
+            }
+            o.spans.push((start, scopes));
+            o.modes.push(s.mode);
+        }
+        o
+    }
+}
+
+/// What a request needs to know of the server owning a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    pub name: &'a str,
+    pub mode: ModeKind,
+    /// Its scopes, separated by single spaces (scope tokens never hold one); empty for none.
+    pub scopes: &'a str,
+}
+
 /// The result of looking up a resource for a challenge.
 #[derive(Debug, Clone, Copy)]
 pub struct Resolved<'a> {
@@ -353,6 +404,26 @@ pub struct Resolved<'a> {
 }
 
 impl Registry {
+    /// The server at `index` (as [`Resource::server`] gives it).
+    pub fn owner(&self, index: usize) -> Owner<'_> {
+        let o = &self.owners;
+        let (start, scopes) = o.spans[index];
+        let end = o
+            .spans
+            .get(index + 1)
+            .map_or(o.text.len(), |next| next.0 as usize);
+        Owner {
+            name: &o.text[start as usize..scopes as usize],
+            mode: o.modes[index],
+            scopes: &o.text[scopes as usize..end],
+        }
+    }
+
+    /// How many servers the config has.
+    pub fn server_count(&self) -> usize {
+        self.owners.modes.len()
+    }
+
     /// The site a request's `Host` selects: with a single `public_url` every host gets it; with a
     /// list, an unknown or missing host gets `None`.
     pub fn site_for_host(&self, host: Option<&[u8]>) -> Option<&SiteRoutes> {

@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap as HashMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Doc, Registry, Resource, SiteRoutes, Source, Stored, Table, len32};
+use super::{Doc, Owners, Registry, Resource, SiteRoutes, Source, Stored, Table, len32};
 use crate::config::{Config, HostedAs, ModeKind, Server, Site};
 use crate::upstream::{Documents, Relay};
 use crate::well_known::{AS_PREFIX, PRM_PREFIX};
@@ -105,6 +105,7 @@ impl Registry {
         // is rendered, so the rendered documents grow into the memory its fields leave.
         let slim =
             crate::upstream::wanted(&config).is_empty() && Arc::get_mut(&mut config).is_some();
+        let owners = Owners::of(&config.servers);
         let paths: usize = config.servers.iter().map(|s| s.paths.len()).sum();
         let hosted = config
             .servers
@@ -243,6 +244,11 @@ impl Registry {
                 }
             }
         }
+        if slim {
+            if let Some(config) = Arc::get_mut(&mut config) {
+                config.servers = Vec::new();
+            }
+        }
         for site in &mut sites {
             site.resources.shrink_to_fit();
             site.blocks.shrink_to_fit();
@@ -269,6 +275,7 @@ impl Registry {
             source,
             config,
             sites,
+            owners,
             hosts,
             origins,
             document_headers,

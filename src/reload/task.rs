@@ -219,7 +219,7 @@ impl Reloader {
                     Ok(registry) => {
                         crate::config::log_warnings!(&self.label, &registry.config.warnings);
                         let next = registry.source.generation;
-                        let servers = registry.config.servers.len();
+                        let servers = registry.server_count();
                         self.state.install(registry);
                         self.rejected_sha256 = None;
                         tracing::info!(
