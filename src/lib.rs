@@ -35,9 +35,8 @@
 //!   `invalid_token`).
 //! * Reload: `reload/task.rs` (an event batch, the poll, or SIGHUP via `lifecycle::SigHup`) →
 //!   `reload/decide.rs` (`look_with`: resolve and hash; `decide`), on `builder`'s thread →
-//!   `state::build_next` (read
-//!   bytes → `config` → `registry`, sharing what renders the same) → `AppState::install` (one
-//!   store); a failed load changes nothing but `/status` and `/metrics`.
+//!   `state::build_next` (read bytes → `config` → `registry`, sharing what renders the same) →
+//!   `AppState::install` (one store); a failed load changes nothing but `/status` and `/metrics`.
 //! * Shutdown: `lifecycle.rs`, whose doc lists the order: signal → `/readyz` 503 → serve on for
 //!   `--shutdown-delay` → `server.rs` stops accepting and drains (bounded by `--shutdown-grace`)
 //!   → admin listener stops → `main.rs` exits.

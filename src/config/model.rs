@@ -43,16 +43,21 @@ pub struct Config {
 }
 
 impl Server {
-    /// Frees what only rendering documents reads (the expanded paths, authorization servers,
-    /// upstream issuer, resource name and documentation), keeping what a served snapshot still
-    /// answers from: the name, mode, scopes and `discover`. For a snapshot nothing renders again
-    /// (no server discovers its upstream): at 100,000 servers this is most of the config's memory.
-    pub fn keep_serving_fields_only(&mut self) {
-        self.paths = Vec::new();
-        self.auth = Vec::new();
-        self.upstream_issuer = None;
-        self.resource_name = None;
-        self.resource_documentation = None;
+    /// Frees every string and list the server holds, once its documents are rendered and what
+    /// a request needs of it (name, mode, scopes) is copied into the registry: a build that
+    /// drops its servers afterwards grows its documents into the memory this leaves.
+    pub fn release(&mut self) {
+        *self = Server {
+            name: String::new(),
+            mode: self.mode,
+            scopes: Vec::new(),
+            resource_name: None,
+            resource_documentation: None,
+            paths: Vec::new(),
+            upstream_issuer: None,
+            discover: self.discover,
+            auth: Vec::new(),
+        };
     }
 }
 

@@ -157,7 +157,7 @@ impl<V> Table<V> {
         }
     }
 
-    /// The key of value `i`, as bytes.
+    /// The key of value `i`, as bytes (it ends where the next one starts).
     #[inline]
     fn key_bytes<'k>(keys: &'k str, starts: &[u32], i: usize) -> &'k [u8] {
         let end = starts.get(i + 1).map_or(keys.len(), |e| *e as usize);
@@ -167,11 +167,8 @@ impl<V> Table<V> {
     }
 
     fn key(&self, i: usize) -> &str {
-        let end = self
-            .starts
-            .get(i + 1)
-            .map_or(self.keys.len(), |e| *e as usize);
-        &self.keys[self.starts[i] as usize..end]
+        // Keys are whole `&str`s pushed back to back, so each span is on a char boundary.
+        std::str::from_utf8(Self::key_bytes(&self.keys, &self.starts, i)).unwrap_or_default()
     }
 
     #[inline]

@@ -101,8 +101,8 @@ impl Registry {
         previous: Option<&Registry>,
     ) -> Registry {
         // Nothing renders this config again unless an upstream is discovered
-        // (`with_upstreams`): each server keeps only what answering reads once its last site
-        // is rendered, so the rendered documents grow into the memory its fields leave.
+        // (`with_upstreams`): `owners` keeps what answering reads of each server, which is
+        // released once its last site is rendered, and the servers are dropped at the end.
         let slim =
             crate::upstream::wanted(&config).is_empty() && Arc::get_mut(&mut config).is_some();
         let owners = Owners::of(&config.servers);
@@ -239,7 +239,7 @@ impl Registry {
                 }
                 if slim && si == last_site {
                     if let Some(config) = Arc::get_mut(&mut config) {
-                        config.servers[idx].keep_serving_fields_only();
+                        config.servers[idx].release();
                     }
                 }
             }
