@@ -292,7 +292,11 @@ impl SiteRoutes {
     /// The resource at a request path as `/challenge` gets it: the query and one trailing `/` are
     /// ignored, the rest must equal a resource path.
     pub fn challenge_resource(&self, path: &str) -> Option<(&str, &Resource)> {
-        let end = path.find(['?', '#']).unwrap_or(path.len());
+        // A byte search: a `char` pattern costs several times more on this hot path.
+        let end = path
+            .bytes()
+            .position(|b| b == b'?' || b == b'#')
+            .unwrap_or(path.len());
         let path = &path[..end];
         let path = match path.strip_suffix('/') {
             Some(p) if !p.is_empty() => p,
