@@ -150,6 +150,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Whether `If-None-Match` names `etag` (any of its lines).
+    #[inline]
     fn fresh(&self, headers: &HeaderMap, etag: &[u8]) -> bool {
         match self.if_none_match {
             None => false,
@@ -163,19 +164,20 @@ impl<'a> Fields<'a> {
 }
 
 fn target<'r>(registry: &'r Registry, path: &str, host: Option<&[u8]>) -> Target<'r> {
-    if path != "/.well-known" && !path.starts_with("/.well-known/") {
-        return Target::Outside;
-    }
+    // Looked up first: every document's path is under `/.well-known/`, so only a miss needs
+    // telling apart.
     let doc = registry
         .site_for_host(host)
         .and_then(|site| site.find(path));
     match doc {
         Some(doc) => Target::Document(doc),
+        None if path != "/.well-known" && !path.starts_with("/.well-known/") => Target::Outside,
         None if path.starts_with(OIDC_PREFIX) => Target::Oidc,
         None => Target::Missing,
     }
 }
 
+#[inline]
 fn document(
     doc: Doc<'_>,
     registry: &Registry,

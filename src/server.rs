@@ -382,6 +382,7 @@ impl Draining {
 
     /// Passes a write's outcome through, timing how long it stays `Pending`; only bytes written
     /// count as progress (flushing a socket is a no-op that always succeeds).
+    #[inline(always)]
     fn watch<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -395,27 +396,32 @@ impl Draining {
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + self.limit;
-                let stall = self
-                    .stall
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if !self.stalled {
-                    self.stalled = true;
-                    stall.as_mut().reset(deadline);
-                }
-                ready!(stall.as_mut().poll(cx));
-                // Reset rather than close: a closed socket would keep what the client never read
-                // queued in the kernel, and its FIN behind it. (Deprecated because a non-zero
-                // linger blocks the thread on close; a zero linger never does.)
-                #[allow(deprecated)]
-                let _ = self.stream.set_linger(Some(Duration::ZERO));
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client did not read its answer in time",
-                )))
-            }
+            Poll::Pending => self.blocked(cx).map(Err),
         }
+    }
+
+    /// A write is blocked: arms the stall timer (once per stall) and fails the write once it fires.
+    #[cold]
+    #[inline(never)]
+    fn blocked(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.stalled {
+            self.stalled = true;
+            stall.as_mut().reset(deadline);
+        }
+        ready!(stall.as_mut().poll(cx));
+        // Reset rather than close: a closed socket would keep what the client never read
+        // queued in the kernel, and its FIN behind it. (Deprecated because a non-zero
+        // linger blocks the thread on close; a zero linger never does.)
+        #[allow(deprecated)]
+        let _ = self.stream.set_linger(Some(Duration::ZERO));
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client did not read its answer in time",
+        ))
     }
 }
 

@@ -66,7 +66,7 @@ impl Doc<'_> {
         &self.data[self.body_end as usize..self.end as usize]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn etag(&self) -> HeaderValue {
         HeaderValue::from_maybe_shared(self.data.slice(self.body_end as usize..self.end as usize))
             .expect("a quoted hex tag is a valid header value")
@@ -152,7 +152,7 @@ impl<V> Table<V> {
         &self.keys[s as usize..e as usize]
     }
 
-    #[inline]
+    #[inline(always)]
     fn position(&self, key: &str) -> Option<usize> {
         let (keys, spans) = (self.keys.as_bytes(), &self.spans);
         let key = key.as_bytes();
@@ -236,7 +236,7 @@ pub struct SiteRoutes {
 
 impl SiteRoutes {
     /// The document served at a well-known `path` (the path exactly as the registry renders it).
-    #[inline]
+    #[inline(always)]
     pub fn document(&self, path: &str) -> Option<Doc<'_>> {
         if let Some(rest) = path.strip_prefix(PRM_PREFIX) {
             let key = if rest.is_empty() { "/" } else { rest };
@@ -266,6 +266,7 @@ impl SiteRoutes {
     }
 
     /// The document a request path names: [`SiteRoutes::document`], tolerating one trailing `/`.
+    #[inline]
     pub fn find(&self, path: &str) -> Option<Doc<'_>> {
         self.document(path)
             .or_else(|| self.document(path.strip_suffix('/')?))
@@ -337,10 +338,16 @@ pub struct Resolved<'a> {
 impl Registry {
     /// The site a request's `Host` selects: with a single `public_url` every host gets it; with a
     /// list, an unknown or missing host gets `None`.
+    #[inline]
     pub fn site_for_host(&self, host: Option<&[u8]>) -> Option<&SiteRoutes> {
         if self.config.any_host {
             return self.sites.first();
         }
+        self.site_for_listed_host(host)
+    }
+
+    /// [`Registry::site_for_host`] when `public_url` is a list.
+    fn site_for_listed_host(&self, host: Option<&[u8]>) -> Option<&SiteRoutes> {
         let host = host?;
         let index = match std::str::from_utf8(host) {
             Ok(h) if h.bytes().any(|b| b.is_ascii_uppercase()) => {
