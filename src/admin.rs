@@ -391,3 +391,49 @@ fn upstream_metrics(state: &AppState, out: &mut String) {
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `query_params` replaced: every pair through `form_urlencoded`.
+    fn reference(query: &str) -> [Option<String>; 3] {
+        let mut found = [None, None, None];
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*key {
+                "resource" => &mut found[0],
+                "error" => &mut found[1],
+                "scope" => &mut found[2],
+                _ => continue,
+            };
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value.into_owned());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_query_split_in_place_gives_what_form_urlencoded_gives() {
+        for q in [
+            "",
+            "&",
+            "&&resource=/a&&",
+            "resource=/mcp/x/mcp",
+            "resource=",
+            "resource=&resource=/second",
+            "resource",
+            "resource=/a=b&error==x",
+            "error=invalid_token&scope=a&scope=b",
+            "scope=a+b&resource=/x",
+            "resource=%2Fmcp%2Fx&error=insufficient%5Fscope",
+            "resourc%65=/x",
+            "resource=/%FF",
+            "other=1&resource=/é",
+            "=x&resource=/y",
+        ] {
+            let got = query_params(q).map(|v| v.map(Cow::into_owned));
+            assert_eq!(got, reference(q), "{q:?}");
+        }
+    }
+}
