@@ -75,39 +75,33 @@ fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<By
         .path()
         .strip_prefix("/challenge")
         .filter(|s| !s.is_empty());
-    let mut resource = None;
-    let mut error = None;
-    let mut scope = None;
-    if suffix.is_none() {
-        for (key, value) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        {
-            let slot = match &*key {
-                "resource" => &mut resource,
-                "error" => &mut error,
-                "scope" => &mut scope,
-                _ => continue,
-            };
-            if slot.is_none() && !value.is_empty() {
-                *slot = Some(value);
-            }
-        }
+    let [mut resource, error, scope] = match suffix {
+        Some(_) => [None, None, None],
+        None => query_params(req.uri().query().unwrap_or("")),
+    };
+    let fields = Fields::scan(headers);
+    if resource.is_none() {
+        resource = suffix.map(Cow::Borrowed).or_else(|| {
+            fields
+                .original_uri
+                .and_then(|v| v.to_str().ok())
+                .map(Cow::Borrowed)
+        });
     }
-    let resource = resource.or(suffix.map(Cow::Borrowed)).or_else(|| {
-        headers
-            .get(X_ORIGINAL_URI)
-            .and_then(|v| v.to_str().ok())
-            .map(Cow::Borrowed)
-    });
-    let status = GatewayStatus::parse(headers.get(X_GATEWAY_STATUS).map(HeaderValue::as_bytes));
-    let (header_error, header_scope) = if error.is_none() || scope.is_none() {
-        www_authenticate::bearer_error_and_scope(
-            headers
-                .get_all(X_GATEWAY_WWW_AUTHENTICATE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        )
-    } else {
-        (None, None)
+    let status = GatewayStatus::parse(fields.gateway_status.map(HeaderValue::as_bytes));
+    let (header_error, header_scope) = match fields.gateway_www_authenticate {
+        Some(first) if error.is_none() || scope.is_none() => {
+            // The lines after the first only when there are several (then looked up again).
+            let rest = fields
+                .several_www_authenticate
+                .then(|| headers.get_all(X_GATEWAY_WWW_AUTHENTICATE).iter().skip(1));
+            www_authenticate::bearer_error_and_scope(
+                std::iter::once(first)
+                    .chain(rest.into_iter().flatten())
+                    .map(HeaderValue::as_bytes),
+            )
+        }
+        _ => (None, None),
     };
     let error: Option<&[u8]> = error
         .as_deref()
@@ -126,7 +120,7 @@ fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<By
         }
     };
     let outcome = Outcome::decide(status, auth_error);
-    let host = headers.get(header::HOST).map(HeaderValue::as_bytes);
+    let host = fields.host.map(HeaderValue::as_bytes);
     let registry = state.registry();
     let c = challenge(&registry, resource.as_deref(), host, outcome, scope);
     if !c.dropped_scopes.is_empty() {
@@ -140,13 +134,92 @@ fn challenge_response<B>(state: &AppState, req: &Request<B>) -> Response<Full<By
     let templates = challenge_headers();
     *response.headers_mut() = match c.header {
         Some(value) => {
+            // The placeholder is found by walking the five entries, cheaper than hashing its name.
             let mut h = templates.with_challenge.clone();
-            h.insert(header::WWW_AUTHENTICATE, value);
+            match h
+                .iter_mut()
+                .find(|(name, _)| *name == header::WWW_AUTHENTICATE)
+            {
+                Some((_, placeholder)) => *placeholder = value,
+                None => {
+                    h.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
             h
         }
         None => templates.without.clone(),
     };
     response
+}
+
+/// The first non-empty `resource`, `error` and `scope` of a `/challenge` query, decoded as
+/// `application/x-www-form-urlencoded`. A query with nothing to decode (no `%`, no `+`: the usual
+/// one) is split in place; any other goes through `form_urlencoded`, which gives the same pairs.
+fn query_params(query: &str) -> [Option<Cow<'_, str>>; 3] {
+    let mut found = [None, None, None];
+    if query.bytes().any(|b| b == b'%' || b == b'+') {
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            keep_param(&mut found, &key, value);
+        }
+    } else {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            keep_param(&mut found, key, Cow::Borrowed(value));
+        }
+    }
+    found
+}
+
+fn keep_param<'q>(found: &mut [Option<Cow<'q, str>>; 3], key: &str, value: Cow<'q, str>) {
+    let slot = match key {
+        "resource" => &mut found[0],
+        "error" => &mut found[1],
+        "scope" => &mut found[2],
+        _ => return,
+    };
+    if slot.is_none() && !value.is_empty() {
+        *slot = Some(value);
+    }
+}
+
+/// The request fields `/challenge` reads, found in one walk over the header map (a hashed lookup
+/// per name costs more: a proxy's subrequest carries few fields).
+struct Fields<'a> {
+    host: Option<&'a HeaderValue>,
+    original_uri: Option<&'a HeaderValue>,
+    gateway_status: Option<&'a HeaderValue>,
+    /// The first `X-Gateway-WWW-Authenticate` line, and whether there are more.
+    gateway_www_authenticate: Option<&'a HeaderValue>,
+    several_www_authenticate: bool,
+}
+
+impl<'a> Fields<'a> {
+    /// The first value of each (what `HeaderMap::get` returns).
+    fn scan(headers: &'a HeaderMap) -> Fields<'a> {
+        let mut f = Fields {
+            host: None,
+            original_uri: None,
+            gateway_status: None,
+            gateway_www_authenticate: None,
+            several_www_authenticate: false,
+        };
+        for (name, value) in headers {
+            let slot = if *name == header::HOST {
+                &mut f.host
+            } else if *name == X_ORIGINAL_URI {
+                &mut f.original_uri
+            } else if *name == X_GATEWAY_STATUS {
+                &mut f.gateway_status
+            } else if *name == X_GATEWAY_WWW_AUTHENTICATE {
+                f.several_www_authenticate |= f.gateway_www_authenticate.is_some();
+                &mut f.gateway_www_authenticate
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        f
+    }
 }
 
 /// The headers of every `/challenge` answer; `with_challenge` has a placeholder
@@ -317,4 +390,50 @@ fn upstream_metrics(state: &AppState, out: &mut String) {
 /// `2026-11-26T14:20:16Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `query_params` replaced: every pair through `form_urlencoded`.
+    fn reference(query: &str) -> [Option<String>; 3] {
+        let mut found = [None, None, None];
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*key {
+                "resource" => &mut found[0],
+                "error" => &mut found[1],
+                "scope" => &mut found[2],
+                _ => continue,
+            };
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value.into_owned());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_query_split_in_place_gives_what_form_urlencoded_gives() {
+        for q in [
+            "",
+            "&",
+            "&&resource=/a&&",
+            "resource=/mcp/x/mcp",
+            "resource=",
+            "resource=&resource=/second",
+            "resource",
+            "resource=/a=b&error==x",
+            "error=invalid_token&scope=a&scope=b",
+            "scope=a+b&resource=/x",
+            "resource=%2Fmcp%2Fx&error=insufficient%5Fscope",
+            "resourc%65=/x",
+            "resource=/%FF",
+            "other=1&resource=/é",
+            "=x&resource=/y",
+        ] {
+            let got = query_params(q).map(|v| v.map(Cow::into_owned));
+            assert_eq!(got, reference(q), "{q:?}");
+        }
+    }
 }

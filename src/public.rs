@@ -50,7 +50,8 @@ enum Target<'a> {
 /// Answers one request on the public listener.
 pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    let host = match request_host(req) {
+    let fields = Fields::scan(req.headers());
+    let host = match fields.host(req) {
         Ok(host) => host,
         Err(bad) => {
             let response = json(StatusCode::BAD_REQUEST, bad.body());
@@ -67,7 +68,7 @@ pub fn respond<B>(state: &AppState, req: &Request<B>) -> Response<Full<Bytes>> {
                 DocKind::Prm => Kind::Prm,
                 DocKind::As => Kind::As,
             };
-            (kind, document(doc, &registry, req.headers()))
+            (kind, document(doc, &registry, &fields, req.headers()))
         }
         (_, Target::Document(_)) => (Kind::MethodNotAllowed, method_not_allowed()),
         (_, Target::Oidc) => (Kind::Oidc, not_found()),
@@ -100,35 +101,89 @@ impl BadHost {
 /// The authority that selects a request's site: the target's (absolute-form, HTTP/2
 /// `:authority`) over the `Host` header; `None` for an HTTP/1.0 or HTTP/2 request with neither.
 pub fn request_host<B>(req: &Request<B>) -> Result<Option<&[u8]>, BadHost> {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
-        return Err(BadHost::Several);
+    Fields::scan(req.headers()).host(req)
+}
+
+/// The request fields the public routes read, found in one walk over the header map (cheaper than
+/// a hashed lookup per name: a request carries few fields, and standard names compare as tags).
+struct Fields<'a> {
+    /// The first `Host` value, and whether there was more than one.
+    host: Option<&'a HeaderValue>,
+    several_hosts: bool,
+    /// The first `If-None-Match` value, and whether there was more than one.
+    if_none_match: Option<&'a HeaderValue>,
+    several_if_none_match: bool,
+}
+
+impl<'a> Fields<'a> {
+    #[inline]
+    fn scan(headers: &'a HeaderMap) -> Fields<'a> {
+        let mut f = Fields {
+            host: None,
+            several_hosts: false,
+            if_none_match: None,
+            several_if_none_match: false,
+        };
+        for (name, value) in headers {
+            if *name == header::HOST {
+                f.several_hosts |= f.host.replace(value).is_some();
+            } else if *name == header::IF_NONE_MATCH {
+                f.several_if_none_match |= f.if_none_match.replace(value).is_some();
+            }
+        }
+        f
     }
-    if host.is_none() && req.version() == Version::HTTP_11 {
-        return Err(BadHost::Missing);
+
+    /// [`request_host`] from the scanned fields.
+    #[inline]
+    fn host<B>(&self, req: &'a Request<B>) -> Result<Option<&'a [u8]>, BadHost> {
+        if self.several_hosts {
+            return Err(BadHost::Several);
+        }
+        if self.host.is_none() && req.version() == Version::HTTP_11 {
+            return Err(BadHost::Missing);
+        }
+        Ok(match req.uri().authority() {
+            Some(authority) => Some(authority.as_str().as_bytes()),
+            None => self.host.map(HeaderValue::as_bytes),
+        })
     }
-    Ok(match req.uri().authority() {
-        Some(authority) => Some(authority.as_str().as_bytes()),
-        None => host.map(HeaderValue::as_bytes),
-    })
+
+    /// Whether `If-None-Match` names `etag` (any of its lines).
+    #[inline]
+    fn fresh(&self, headers: &HeaderMap, etag: &[u8]) -> bool {
+        match self.if_none_match {
+            None => false,
+            Some(_) if self.several_if_none_match => headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .any(|v| etag_matches(v.as_bytes(), etag)),
+            Some(v) => etag_matches(v.as_bytes(), etag),
+        }
+    }
 }
 
 fn target<'r>(registry: &'r Registry, path: &str, host: Option<&[u8]>) -> Target<'r> {
-    if path != "/.well-known" && !path.starts_with("/.well-known/") {
-        return Target::Outside;
-    }
+    // Looked up first: every document's path is under `/.well-known/`, so only a miss needs
+    // telling apart.
     let doc = registry
         .site_for_host(host)
         .and_then(|site| site.find(path));
     match doc {
         Some(doc) => Target::Document(doc),
+        None if path != "/.well-known" && !path.starts_with("/.well-known/") => Target::Outside,
         None if path.starts_with(OIDC_PREFIX) => Target::Oidc,
         None => Target::Missing,
     }
 }
 
-fn document(doc: Doc<'_>, registry: &Registry, headers: &HeaderMap) -> Response<Full<Bytes>> {
+#[inline]
+fn document(
+    doc: Doc<'_>,
+    registry: &Registry,
+    fields: &Fields<'_>,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
     if doc.status != StatusCode::OK {
         let mut response = json(doc.status, doc.body());
         let h = response.headers_mut();
@@ -136,10 +191,7 @@ fn document(doc: Doc<'_>, registry: &Registry, headers: &HeaderMap) -> Response<
         h.insert(header::CACHE_CONTROL, NO_STORE);
         return response;
     }
-    let fresh = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .any(|v| etag_matches(v.as_bytes(), doc.etag_bytes()));
+    let fresh = fields.fresh(headers, doc.etag_bytes());
     let (status, body) = if fresh {
         (StatusCode::NOT_MODIFIED, Bytes::new())
     } else {

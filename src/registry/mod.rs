@@ -66,7 +66,7 @@ impl Doc<'_> {
         &self.data[self.body_end as usize..self.end as usize]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn etag(&self) -> HeaderValue {
         HeaderValue::from_maybe_shared(self.data.slice(self.body_end as usize..self.end as usize))
             .expect("a quoted hex tag is a valid header value")
@@ -171,7 +171,7 @@ impl<V> Table<V> {
         std::str::from_utf8(Self::key_bytes(&self.keys, &self.starts, i)).unwrap_or_default()
     }
 
-    #[inline]
+    #[inline(always)]
     fn position(&self, key: &str) -> Option<usize> {
         let (keys, starts) = (self.keys.as_str(), self.starts.as_slice());
         let key = key.as_bytes();
@@ -250,7 +250,7 @@ pub struct SiteRoutes {
 
 impl SiteRoutes {
     /// The document served at a well-known `path` (the path exactly as the registry renders it).
-    #[inline]
+    #[inline(always)]
     pub fn document(&self, path: &str) -> Option<Doc<'_>> {
         if let Some(rest) = path.strip_prefix(PRM_PREFIX) {
             let key = if rest.is_empty() { "/" } else { rest };
@@ -280,6 +280,7 @@ impl SiteRoutes {
     }
 
     /// The document a request path names: [`SiteRoutes::document`], tolerating one trailing `/`.
+    #[inline]
     pub fn find(&self, path: &str) -> Option<Doc<'_>> {
         self.document(path)
             .or_else(|| self.document(path.strip_suffix('/')?))
@@ -306,7 +307,11 @@ impl SiteRoutes {
     /// The resource at a request path as `/challenge` gets it: the query and one trailing `/` are
     /// ignored, the rest must equal a resource path.
     pub fn challenge_resource(&self, path: &str) -> Option<(&str, &Resource)> {
-        let end = path.find(['?', '#']).unwrap_or(path.len());
+        // A byte search: a `char` pattern costs several times more on this hot path.
+        let end = path
+            .bytes()
+            .position(|b| b == b'?' || b == b'#')
+            .unwrap_or(path.len());
         let path = &path[..end];
         let path = match path.strip_suffix('/') {
             Some(p) if !p.is_empty() => p,
@@ -423,10 +428,16 @@ impl Registry {
 
     /// The site a request's `Host` selects: with a single `public_url` every host gets it; with a
     /// list, an unknown or missing host gets `None`.
+    #[inline]
     pub fn site_for_host(&self, host: Option<&[u8]>) -> Option<&SiteRoutes> {
         if self.config.any_host {
             return self.sites.first();
         }
+        self.site_for_listed_host(host)
+    }
+
+    /// [`Registry::site_for_host`] when `public_url` is a list.
+    fn site_for_listed_host(&self, host: Option<&[u8]>) -> Option<&SiteRoutes> {
         let host = host?;
         let index = match std::str::from_utf8(host) {
             Ok(h) if h.bytes().any(|b| b.is_ascii_uppercase()) => {
