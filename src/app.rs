@@ -27,7 +27,7 @@ pub fn load_with(
     generation: u64,
 ) -> Result<(Registry, Kind), Problems> {
     let (label, contents) = read(reader, path)?;
-    let registry = state::build_bytes(&contents.bytes, &label, generation)?;
+    let registry = state::build_file(contents.bytes, &label, generation)?;
     Ok((registry, contents.kind))
 }
 

@@ -479,7 +479,22 @@ fn parsed(text: &str) -> signpost::testing::config::Config {
     config::parse(text, "p.json").expect("accepted by build")
 }
 
+/// `config::parse` (which validates servers as it parses them) gives exactly what validating the
+/// whole JSON tree gives: the same config, or the same problems at the same positions.
+fn same_as_tree(text: &str) {
+    let shown = |r: Result<config::Config, config::Problems>| match r {
+        Ok(c) => format!("{c:?}"),
+        Err(p) => format!("{p}\n{:?}", p.list),
+    };
+    let (streamed, tree) = (
+        shown(config::parse(text, "p.json")),
+        shown(config::parse_tree(text, "p.json")),
+    );
+    assert_eq!(streamed, tree, "parse and parse_tree differ on\n{text}");
+}
+
 fn build(text: &str) -> Registry {
+    same_as_tree(text);
     match state::build(text, "p.json", 1) {
         Ok(r) => r,
         Err(p) => panic!("a generated config was rejected:\n{p}\n{text}"),
@@ -749,6 +764,8 @@ fn resolve<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
 }
 
 fn check_problems(root: &Value, text: &str) {
+    same_as_tree(text);
+    same_as_tree(&serde_json::to_string(root).expect("JSON"));
     let lines = text.split('\n').count();
     match config::parse(text, "p.json") {
         Ok(config) => {

@@ -7,7 +7,8 @@
 //!
 //! The files, in the order a config goes through them: `read.rs` (the bytes, under a size limit and
 //! a deadline), `syntax.rs` (encoding and JSON syntax slips, with the fix), this file (the pipeline:
-//! decode → JSON → validate → positions), `validate.rs` (the top-level keys and the value rules),
+//! decode → JSON → validate → positions), `stream.rs` (the JSON read straight into the validator,
+//! one server at a time), `validate.rs` (the top-level keys and the value rules),
 //! `server.rs` (one server), `urls.rs` (the URL rules), `keys.rs` (secret-looking keys, scope
 //! characters, typo suggestions), `expand.rs` (templates filled in per site), `locate.rs` (line and
 //! column of a JSON path); `model.rs` is the validated [`Config`], `problem.rs` its [`Problems`].
@@ -19,6 +20,7 @@ mod model;
 mod problem;
 pub mod read;
 mod server;
+mod stream;
 mod syntax;
 mod urls;
 mod validate;
@@ -50,47 +52,61 @@ pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Config, Problems> {
 
 /// Parses and validates a config file's text. `file` names it in problems.
 pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
+    parse_with(text, file, false)
+}
+
+/// [`parse`] through the whole JSON tree even when no key repeats: what the usual path must give
+/// exactly the same results as (the `config` fuzz target and the property tests compare them).
+#[doc(hidden)]
+pub fn parse_tree(text: &str, file: &str) -> Result<Config, Problems> {
+    parse_with(text, file, true)
+}
+
+fn parse_with(text: &str, file: &str, tree: bool) -> Result<Config, Problems> {
     let problems = |list| Problems {
         file: file.to_owned(),
         list,
     };
     // A byte-order mark (Windows editors write one) is not JSON; editors do not show it either.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let root: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            let what = e.to_string();
-            let what = what.rsplit_once(" at line ").map_or(&*what, |(m, _)| m);
-            let pos = syntax_error_pos(text, e.line(), e.column());
-            let message = format!("invalid JSON: {what}; {}", syntax::fix(text, pos, what));
-            return Err(problems(vec![Problem {
-                pos: Some(pos),
-                path: String::new(),
-                message,
-            }]));
+    let syntax_error = |e: serde_json::Error| {
+        let what = e.to_string();
+        let what = what.rsplit_once(" at line ").map_or(&*what, |(m, _)| m);
+        let pos = syntax_error_pos(text, e.line(), e.column());
+        let message = format!("invalid JSON: {what}; {}", syntax::fix(text, pos, what));
+        problems(vec![Problem {
+            pos: Some(pos),
+            path: String::new(),
+            message,
+        }])
+    };
+    // A file that repeats a key is validated as a whole tree (which keeps the last of the repeated
+    // values, as JSON readers do) and needs the full locator for the repeats; any other is
+    // validated as it is parsed (`stream.rs`), and positions are looked up afterwards, only for the
+    // paths a problem or warning names (the common, clean case never pays for it). On a file
+    // that is not JSON the check's answer does not matter: both paths stop at the same syntax error.
+    let duplicates = locate::has_duplicate_keys(text);
+    let mut v = Validator::new();
+    let mut all = None;
+    let config = if duplicates || tree {
+        let root: Value = serde_json::from_str(text).map_err(syntax_error)?;
+        all = duplicates.then(|| locate::locate(text));
+        for (path, pos) in all.iter().flat_map(|l| &l.duplicates) {
+            v.problems.push(Noted {
+                problem: Problem {
+                    pos: Some(*pos),
+                    path: path.clone(),
+                    message:
+                        "duplicate key; JSON keeps only one of them silently, so remove the other"
+                            .into(),
+                },
+                anchor: Anchor::Fixed,
+            });
         }
+        v.config(root)
+    } else {
+        stream::parse(text, &mut v).map_err(syntax_error)?
     };
-    // Duplicate keys need the full locator; otherwise positions are looked up afterwards, only
-    // for the paths a problem or warning names (the common, clean case never pays for it).
-    let all = locate::has_duplicate_keys(text).then(|| locate::locate(text));
-    let mut v = Validator {
-        problems: Vec::new(),
-        warnings: Vec::new(),
-        expanding: None,
-        facades: Vec::new(),
-    };
-    for (path, pos) in all.iter().flat_map(|l| &l.duplicates) {
-        v.problems.push(Noted {
-            problem: Problem {
-                pos: Some(*pos),
-                path: path.clone(),
-                message: "duplicate key; JSON keeps only one of them silently, so remove the other"
-                    .into(),
-            },
-            anchor: Anchor::Fixed,
-        });
-    }
-    let config = v.config(root);
     let (mut problems_found, mut warnings) = (v.problems, v.warnings);
     if !problems_found.is_empty() || !warnings.is_empty() {
         let loc = match all {

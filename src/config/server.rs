@@ -21,7 +21,10 @@ pub(super) struct RawServer {
     pub(super) scopes: Vec<String>,
     pub(super) resource_name: Option<String>,
     pub(super) resource_documentation: Option<String>,
+    /// Filled in by [`RawServer::fill_paths`] once the top-level `resource_paths` are known.
     pub(super) paths: Vec<String>,
+    /// This server's own `resource_paths` templates, when it has them.
+    pub(super) own_paths: Option<Vec<String>>,
     pub(super) issuer: Option<String>,
     pub(super) facade_issuer: Option<String>,
     pub(super) authorization_endpoint: Option<String>,
@@ -31,13 +34,29 @@ pub(super) struct RawServer {
     pub(super) client_id_metadata_document_supported: Option<bool>,
 }
 
+impl RawServer {
+    /// Expands the server's own `resource_paths` templates, or else `default_paths`, into its
+    /// paths.
+    pub(super) fn fill_paths(&mut self, default_paths: &[String]) {
+        let own = self.own_paths.take();
+        let templates = own.as_deref().unwrap_or(default_paths);
+        self.paths = templates
+            .iter()
+            .map(|p| {
+                if p.contains("{server}") {
+                    fill(p, None, &self.name)
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+    }
+}
+
 impl Validator {
-    pub(super) fn server(
-        &mut self,
-        name: &str,
-        value: &Value,
-        default_paths: &[String],
-    ) -> Option<RawServer> {
+    /// Validates one server; its paths are left to [`RawServer::fill_paths`] (the top-level
+    /// `resource_paths` may come after `servers` in the file).
+    pub(super) fn server(&mut self, name: &str, value: &Value) -> Option<RawServer> {
         let path = child("servers", name);
         let mut ok = true;
         if name.is_empty()
@@ -115,8 +134,6 @@ impl Validator {
             })
         });
 
-        // This server's `resource_paths` templates, when it has its own.
-        let mut own_paths: Option<Vec<String>> = None;
         let mut server = RawServer {
             name: name.to_owned(),
             path: path.clone(),
@@ -125,6 +142,7 @@ impl Validator {
             resource_name: None,
             resource_documentation: None,
             paths: Vec::new(),
+            own_paths: None,
             issuer: None,
             facade_issuer: None,
             authorization_endpoint: None,
@@ -163,7 +181,9 @@ impl Validator {
                         }
                     }
                 }
-                "resource_paths" => own_paths = Some(self.resource_paths(&kpath, value, true)),
+                "resource_paths" => {
+                    server.own_paths = Some(self.resource_paths(&kpath, value, true))
+                }
                 "discover" => match value.as_bool() {
                     Some(b) => server.discover = b,
                     None => self.error(&kpath, "must be true or false"),
@@ -240,17 +260,6 @@ impl Validator {
             }
             _ => {}
         }
-        let templates = own_paths.as_deref().unwrap_or(default_paths);
-        server.paths = templates
-            .iter()
-            .map(|p| {
-                if p.contains("{server}") {
-                    fill(p, None, name)
-                } else {
-                    p.clone()
-                }
-            })
-            .collect();
         (ok && mode.is_some()).then_some(server)
     }
 

@@ -12,6 +12,7 @@ use super::expand::GatewayTemplates;
 use super::keys::{closest, is_secret_key};
 use super::locate::{child, index};
 use super::model::*;
+use super::server::RawServer;
 use super::urls::url_template_problem;
 use super::{Config, Pos, Problem};
 
@@ -41,6 +42,16 @@ pub(super) struct Validator {
     pub(super) expanding: Option<Reported>,
     /// The `mode` paths of facade servers, for the one RFC 9207 caveat `check` prints.
     pub(super) facades: Vec<String>,
+}
+
+/// The top-level values other than `servers`, validated.
+pub(super) struct TopLevel {
+    sites: Vec<Site>,
+    any_host: bool,
+    default_paths: Vec<String>,
+    cache_max_age: u64,
+    upstream_refresh: std::time::Duration,
+    gateway: GatewayTemplates,
 }
 
 /// The (JSON path, line and column) of each problem already reported.
@@ -80,6 +91,22 @@ pub(super) const FACADE_KEYS: &[&str] = &[
 ];
 
 impl Validator {
+    pub(super) fn new() -> Validator {
+        Validator {
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            expanding: None,
+            facades: Vec::new(),
+        }
+    }
+
+    /// Takes over what `other` found, as if this validator had found it now.
+    pub(super) fn absorb(&mut self, other: Validator) {
+        self.problems.extend(other.problems);
+        self.warnings.extend(other.warnings);
+        self.facades.extend(other.facades);
+    }
+
     /// A problem at a known position.
     pub(super) fn error_at(&mut self, pos: Option<Pos>, path: &str, message: impl Into<String>) {
         self.note(pos, Anchor::Fixed, path, message.into());
@@ -158,16 +185,67 @@ impl Validator {
         }
     }
 
+    /// Validates a whole parsed tree (the path for files with duplicate keys; see `stream.rs` for
+    /// the usual one, which never holds the tree).
     pub(super) fn config(&mut self, root: Value) -> Option<Config> {
         let Value::Object(mut obj) = root else {
-            self.error(
-                "",
-                "the config must be a JSON object with at least \"public_url\" and \"servers\"",
-            );
+            self.not_an_object();
             return None;
         };
-        self.check_keys(&obj, "", TOP_KEYS, |_| None);
+        let top = self.top_level(&obj);
+        let mut raw = Vec::new();
+        // Taken out of the tree: each server's JSON is freed as soon as it is validated.
+        match obj.remove("servers") {
+            None => self.servers_missing(),
+            Some(Value::Object(servers)) => {
+                if servers.is_empty() {
+                    self.no_servers();
+                }
+                raw.reserve(servers.len());
+                for (name, value) in servers {
+                    if let Some(server) = self.server(&name, &value) {
+                        raw.push(server);
+                    }
+                }
+            }
+            Some(_) => self.servers_not_an_object(),
+        }
+        self.finish(top, raw)
+    }
 
+    pub(super) fn not_an_object(&mut self) {
+        self.error(
+            "",
+            "the config must be a JSON object with at least \"public_url\" and \"servers\"",
+        );
+    }
+
+    pub(super) fn servers_missing(&mut self) {
+        self.error_at(
+            Some(Pos { line: 1, column: 1 }),
+            "servers",
+            "missing; add \"servers\": {\"<name>\": {\"mode\": \"delegate\", \"issuer\": \"https://…\"}}",
+        );
+    }
+
+    pub(super) fn no_servers(&mut self) {
+        self.warn(
+            "servers",
+            "no servers: signpost will answer 404 to every discovery request",
+        );
+    }
+
+    pub(super) fn servers_not_an_object(&mut self) {
+        self.error(
+            "servers",
+            "must be an object mapping server names to their settings",
+        );
+    }
+
+    /// Checks the top-level keys and validates every top-level value but `servers` (which `obj`
+    /// may or may not still hold).
+    pub(super) fn top_level(&mut self, obj: &Map<String, Value>) -> TopLevel {
+        self.check_keys(obj, "", TOP_KEYS, |_| None);
         let (sites, any_host) = match obj.get("public_url") {
             None => {
                 self.error_at(
@@ -270,29 +348,30 @@ impl Validator {
             Some(value) => self.gateway(value),
         };
 
-        let mut raw = Vec::new();
-        // Taken out of the tree: each server's JSON is freed as soon as it is validated, so a
-        // large file never holds its whole tree and all its servers at once.
-        match obj.remove("servers") {
-            None => self.error_at(
-                Some(Pos { line: 1, column: 1 }),
-                "servers",
-                "missing; add \"servers\": {\"<name>\": {\"mode\": \"delegate\", \"issuer\": \"https://…\"}}",
-            ),
-            Some(Value::Object(servers)) => {
-                if servers.is_empty() {
-                    self.warn("servers", "no servers: signpost will answer 404 to every discovery request");
-                }
-                raw.reserve(servers.len());
-                for (name, value) in servers {
-                    if let Some(server) = self.server(&name, &value, &default_paths) {
-                        raw.push(server);
-                    }
-                }
-            }
-            Some(_) => self.error("servers", "must be an object mapping server names to their settings"),
+        TopLevel {
+            sites,
+            any_host,
+            default_paths,
+            cache_max_age,
+            upstream_refresh,
+            gateway,
         }
+    }
 
+    /// Everything after the servers were validated one by one: their paths, the facade caveat, the
+    /// rules across servers, and the templates expanded for every site.
+    pub(super) fn finish(&mut self, top: TopLevel, mut raw: Vec<RawServer>) -> Option<Config> {
+        let TopLevel {
+            sites,
+            any_host,
+            default_paths,
+            cache_max_age,
+            upstream_refresh,
+            gateway,
+        } = top;
+        for server in &mut raw {
+            server.fill_paths(&default_paths);
+        }
         if let Some(first) = self.facades.first().cloned() {
             let others = match self.facades.len() - 1 {
                 0 => String::new(),

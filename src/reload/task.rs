@@ -214,7 +214,13 @@ impl Reloader {
                     unreachable!("decide returns Load only for File")
                 };
                 let bytes = bytes.expect("a file that was seen was read");
-                let built = state::build_next(&self.state, &bytes, &self.label, generation + 1);
+                let built = state::build_next(
+                    &self.state,
+                    bytes,
+                    sha256.clone(),
+                    &self.label,
+                    generation + 1,
+                );
                 match built {
                     Ok(registry) => {
                         crate::config::log_warnings!(&self.label, &registry.config.warnings);

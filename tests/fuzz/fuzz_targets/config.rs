@@ -1,7 +1,8 @@
 //! Fuzzes config parsing and validation (DESIGN.md §3) and rendering (§4).
 //!
 //! Input: the bytes of a config file. Bytes that are not UTF-8 are skipped (the file reader
-//! rejects them before parsing). `config::parse` must not panic; its problems must each be one
+//! rejects them before parsing). `config::parse` must not panic and must give exactly what
+//! `config::parse_tree` (the whole JSON tree validated at once) gives; its problems must each be one
 //! non-empty line; a config it accepts must render into a `Registry` whose every document passes
 //! `check::check_registry` (JSON, no null or empty value, PRM `resource` = the URL it is served
 //! for, AS `issuer` = the URL it is served under, every hosted issuer's document where a client
@@ -20,7 +21,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match config::parse(text, "f.json") {
+    let parsed = config::parse(text, "f.json");
+    // Validating as it parses must give exactly what validating the whole tree gives.
+    let shown = |r: &Result<config::Config, config::Problems>| match r {
+        Ok(c) => format!("{c:?}"),
+        Err(p) => format!("{p}\n{:?}", p.list),
+    };
+    assert_eq!(
+        shown(&parsed),
+        shown(&config::parse_tree(text, "f.json")),
+        "parse and parse_tree differ"
+    );
+    match parsed {
         Err(problems) => {
             assert!(!problems.list.is_empty(), "an error without problems");
             for p in &problems.list {
