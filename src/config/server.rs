@@ -2,7 +2,7 @@
 //! resource paths and upstream URLs, into a [`RawServer`] whose templates are not yet expanded;
 //! and the one rule across servers that needs no site: no two servers produce the same path.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use serde_json::Value;
 
@@ -264,27 +264,41 @@ impl Validator {
     }
 
     /// Two servers producing the same resource path is an error (which one would own the hint?).
+    /// The first server (in file order) producing a path owns it; each later server producing it
+    /// is reported once per path, in file order. Found by sorting 8-byte references to the paths
+    /// rather than hashing them: with 100,000 servers a hash map of 300,000 paths took 26 MB while
+    /// it grew, the peak of a reload (the served snapshot is alive meanwhile).
     pub(super) fn conflicting_paths(&mut self, servers: &[RawServer]) {
-        let mut owner: rustc_hash::FxHashMap<&str, &str> = Default::default();
-        let mut reported = BTreeSet::new();
-        for s in servers {
-            for p in &s.paths {
-                match owner.get(p.as_str()) {
-                    Some(other) if *other != s.name => {
-                        if reported.insert((s.name.clone(), p.clone())) {
-                            self.key_error(
-                                &s.path,
-                                format!(
-                                    "resource path {p} is also produced by server \"{other}\"; give one of them its own \"resource_paths\""
-                                ),
-                            );
-                        }
-                    }
-                    _ => {
-                        owner.insert(p, &s.name);
-                    }
+        let path = |&(si, pi): &(u32, u32)| servers[si as usize].paths[pi as usize].as_str();
+        let mut refs: Vec<(u32, u32)> = servers
+            .iter()
+            .enumerate()
+            .flat_map(|(si, s)| (0..s.paths.len()).map(move |pi| (si as u32, pi as u32)))
+            .collect();
+        refs.sort_unstable_by(|a, b| path(a).cmp(path(b)).then(a.cmp(b)));
+        let mut found: Vec<((u32, u32), u32)> = Vec::new();
+        for group in refs.chunk_by(|a, b| path(a) == path(b)) {
+            let owner = group[0].0;
+            let owner_name = &servers[owner as usize].name;
+            let mut last = None;
+            for &r in &group[1..] {
+                let name = &servers[r.0 as usize].name;
+                if name != owner_name && last != Some(r.0) {
+                    found.push((r, owner));
+                    last = Some(r.0);
                 }
             }
+        }
+        found.sort_unstable();
+        for ((si, pi), owner) in found {
+            let s = &servers[si as usize];
+            let (p, other) = (&s.paths[pi as usize], &servers[owner as usize].name);
+            self.key_error(
+                &s.path,
+                format!(
+                    "resource path {p} is also produced by server \"{other}\"; give one of them its own \"resource_paths\""
+                ),
+            );
         }
     }
 }

@@ -16,6 +16,33 @@ fn two_servers_producing_the_same_path_is_an_error() {
 }
 
 #[test]
+fn each_later_server_is_told_once_per_path_in_file_order() {
+    // The first server in the file owns a path; the problems follow the file (server, then the
+    // order of its paths), however the paths sort.
+    let text = with_servers(
+        r#""x": {"mode": "none", "resource_paths": ["/q/{server}", "/"]}, "q": {"mode": "none", "resource_paths": ["/{server}/x", "/"]}, "c": {"mode": "none", "resource_paths": ["/"]}"#,
+    );
+    let at = |what: &str| text.find(what).map(|i| i + 1).unwrap();
+    assert_eq!(
+        errors(&text),
+        [
+            format!(
+                "t.json:1:{}: servers.q: resource path /q/x is also produced by server \"x\"; give one of them its own \"resource_paths\"",
+                at(r#""q""#)
+            ),
+            format!(
+                "t.json:1:{}: servers.q: resource path / is also produced by server \"x\"; give one of them its own \"resource_paths\"",
+                at(r#""q""#)
+            ),
+            format!(
+                "t.json:1:{}: servers.c: resource path / is also produced by server \"x\"; give one of them its own \"resource_paths\"",
+                at(r#""c""#)
+            ),
+        ]
+    );
+}
+
+#[test]
 fn two_servers_at_the_root_is_an_error() {
     let text = with_servers(
         r#""a": {"mode": "none", "resource_paths": ["/"]}, "b": {"mode": "none", "resource_paths": ["/"]}"#,
