@@ -266,8 +266,8 @@ impl Validator {
     /// Two servers producing the same resource path is an error (which one would own the hint?).
     /// The first server (in file order) producing a path owns it; each later server producing it
     /// is reported once per path, in file order. Found by sorting 8-byte references to the paths
-    /// rather than hashing them: with 100,000 servers a hash map of 300,000 paths took 26 MB while
-    /// it grew, the peak of a reload (the served snapshot is alive meanwhile).
+    /// rather than hashing them: with 100,000 servers a hash map of the 300,000 paths added 33 MiB
+    /// to a reload's parse, while the served snapshot is alive (the references take 2.3 MiB).
     pub(super) fn conflicting_paths(&mut self, servers: &[RawServer]) {
         let path = |&(si, pi): &(u32, u32)| servers[si as usize].paths[pi as usize].as_str();
         let mut refs: Vec<(u32, u32)> = servers
