@@ -168,6 +168,17 @@ impl Validator {
             );
             return None;
         }
+        // Clients drop one trailing `/` before putting the path behind the well-known prefix; an
+        // empty segment anywhere would leave them at a URL that is not the one signpost serves.
+        if url.path().contains("//") {
+            self.error(
+                path,
+                format!(
+                    "issuer {issuer} has an empty path segment (\"//\"), so clients would look for its metadata at another URL; remove the extra \"/\""
+                ),
+            );
+            return None;
+        }
         let origin = url.origin().ascii_serialization();
         let found = if sites[prefer].origin == origin {
             Some(prefer)

@@ -134,6 +134,26 @@ fn facade_issuer_outside_every_public_url_is_rejected_once() {
 }
 
 #[test]
+fn a_hosted_issuer_with_an_empty_path_segment_is_rejected() {
+    // Found by the `config` fuzz target: `…/as/https:///` was served under `…/as/https:`, a URL
+    // no client forms from that issuer.
+    for issuer in ["{public_url}/as/https:///", "https://a.example.com/x//y"] {
+        let text = format!(
+            r#"{{"public_url": ["https://a.example.com", "https://b.example.com"], "servers": {{
+  "eng": {{"mode": "facade", {FACADE_UPSTREAM}, "facade_issuer": "{issuer}"}}
+}}}}"#
+        );
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{issuer}: {found:?}");
+        assert!(
+            found[0].contains("servers.eng.facade_issuer: issuer https://a.example.com/")
+                && found[0].contains("has an empty path segment (\"//\")"),
+            "{issuer}: {found:?}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_gateway_template_is_reported_once_not_per_server_and_site() {
     let text = r#"{"public_url": ["https://a.example.com", "https://b.example.com"],
  "gateway": {"issuer": "https://idp.example.com/{server}"},
