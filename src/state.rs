@@ -239,14 +239,27 @@ pub fn build(text: &str, label: &str, generation: u64) -> Result<Registry, Probl
 /// The same from the file's bytes: anything but UTF-8 is refused with the fix.
 pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registry, Problems> {
     let sha256 = crate::config::read::content_sha256(bytes);
-    build_after(bytes, sha256, label, generation, None)
+    build_after(
+        || config::parse_bytes(bytes, label),
+        sha256,
+        label,
+        generation,
+        None,
+    )
 }
 
-/// [`build_bytes`] taking the bytes read: they are freed once parsed, before the snapshot is
-/// rendered (a config of 100,000 servers is 18 MB of text).
+/// [`build_bytes`] taking the bytes read: they are freed once validated, before the servers are
+/// expanded and the snapshot rendered (a config of 100,000 servers is 18 MB of text; see
+/// [`config::parse_owned`]).
 pub fn build_file(bytes: Vec<u8>, label: &str, generation: u64) -> Result<Registry, Problems> {
     let sha256 = crate::config::read::content_sha256(&bytes);
-    build_after(bytes, sha256, label, generation, None)
+    build_after(
+        || config::parse_owned(bytes, label),
+        sha256,
+        label,
+        generation,
+        None,
+    )
 }
 
 /// [`build_file`] for a reload, given the bytes' hash (the look that read them computed it): the
@@ -261,7 +274,7 @@ pub fn build_next(
 ) -> Result<Registry, Problems> {
     let previous = state.registry.load_full();
     build_after(
-        bytes,
+        || config::parse_owned(bytes, label),
         sha256,
         label,
         generation,
@@ -269,17 +282,16 @@ pub fn build_next(
     )
 }
 
-/// Parses `bytes` (dropped as soon as the config is validated, when owned), then renders.
-fn build_after<B: AsRef<[u8]>>(
-    bytes: B,
+/// Parses (with `parse`), then renders.
+fn build_after(
+    parse: impl FnOnce() -> Result<config::Config, Problems>,
     sha256: String,
     label: &str,
     generation: u64,
     previous: Option<(&Upstreams, &Registry)>,
 ) -> Result<Registry, Problems> {
     let started = std::time::Instant::now();
-    let config = config::parse_bytes(bytes.as_ref(), label)?;
-    drop(bytes);
+    let config = parse()?;
     let parsed = started.elapsed();
     let source = Source {
         path: label.to_owned(),

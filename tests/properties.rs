@@ -480,17 +480,20 @@ fn parsed(text: &str) -> signpost::testing::config::Config {
 }
 
 /// `config::parse` (which validates servers as it parses them) gives exactly what validating the
-/// whole JSON tree gives: the same config, or the same problems at the same positions.
+/// whole JSON tree gives: the same config, or the same problems at the same positions; and so does
+/// `config::parse_owned` (what `serve` uses: it frees the text before expanding the servers).
 fn same_as_tree(text: &str) {
     let shown = |r: Result<config::Config, config::Problems>| match r {
         Ok(c) => format!("{c:?}"),
         Err(p) => format!("{p}\n{:?}", p.list),
     };
-    let (streamed, tree) = (
+    let (streamed, tree, owned) = (
         shown(config::parse(text, "p.json")),
         shown(config::parse_tree(text, "p.json")),
+        shown(config::parse_owned(text.as_bytes().to_vec(), "p.json")),
     );
     assert_eq!(streamed, tree, "parse and parse_tree differ on\n{text}");
+    assert_eq!(streamed, owned, "parse and parse_owned differ on\n{text}");
 }
 
 fn build(text: &str) -> Registry {

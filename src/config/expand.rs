@@ -36,14 +36,16 @@ impl Default for GatewayTemplates {
 }
 
 impl Validator {
-    /// Expands each server's templates for every site.
+    /// Expands each server's templates for every site, consuming the list (see
+    /// [`super::validate::Checked::expand`]: this expansion already passed once).
     pub(super) fn expand(
         &mut self,
         raw: Vec<RawServer>,
         sites: &[Site],
         gateway: &GatewayTemplates,
-    ) -> Vec<Server> {
-        let mut out = Vec::with_capacity(raw.len());
+        out: &mut Vec<Server>,
+    ) {
+        out.reserve(raw.len());
         let bases: Vec<String> = sites.iter().map(Site::base).collect();
         // Taken from the back of the reversed list (so in file order), which is shrunk as it
         // empties: with 100,000 servers the list is 30 MB, which would otherwise stay beside
@@ -55,79 +57,7 @@ impl Validator {
             if raw.capacity() - raw.len() >= 4096 {
                 raw.shrink_to_fit();
             }
-            let mut auth = Vec::with_capacity(sites.len());
-            for (si, base) in bases.iter().enumerate() {
-                let fill = |t: &str| fill(t, Some(base), &r.name);
-                let (ipath, template): (Cow<'_, str>, &str) = match r.mode {
-                    ModeKind::None => continue,
-                    ModeKind::Delegate => {
-                        auth.push(AuthServer {
-                            issuer: r.issuer.clone().unwrap_or_default(),
-                            hosted: None,
-                        });
-                        continue;
-                    }
-                    ModeKind::Facade => match r.facade_issuer.as_deref() {
-                        Some(t) => (child(&r.path, "facade_issuer").into(), t),
-                        None => (r.path.as_str().into(), DEFAULT_ISSUER_TEMPLATE),
-                    },
-                    ModeKind::Gateway => ("gateway.issuer".into(), &gateway.issuer),
-                };
-                let issuer = fill(template);
-                let Some((site_of, well_known_path)) =
-                    self.hosted_issuer(&ipath, &issuer, si, sites)
-                else {
-                    continue;
-                };
-                // A facade's endpoints are the upstream's, checked with the server; a gateway's
-                // are its templates filled in, checked here (once the issuer is good).
-                let (authorization_endpoint, token_endpoint, registration_endpoint, methods) =
-                    if r.mode == ModeKind::Facade {
-                        (
-                            r.authorization_endpoint.clone().unwrap_or_default(),
-                            r.token_endpoint.clone().unwrap_or_default(),
-                            r.registration_endpoint.clone(),
-                            Vec::new(),
-                        )
-                    } else {
-                        let mut endpoint = |key: &str, t: &str| {
-                            let url = fill(t);
-                            let ok = self.http_url(&child("gateway", key), &url).is_some();
-                            ok.then_some(url)
-                        };
-                        let authorization_endpoint =
-                            endpoint("authorization_endpoint", &gateway.authorization_endpoint);
-                        let token_endpoint = endpoint("token_endpoint", &gateway.token_endpoint);
-                        let registration_endpoint = gateway
-                            .registration_endpoint
-                            .as_deref()
-                            .and_then(|t| endpoint("registration_endpoint", t));
-                        let (Some(authorization_endpoint), Some(token_endpoint)) =
-                            (authorization_endpoint, token_endpoint)
-                        else {
-                            continue;
-                        };
-                        (
-                            authorization_endpoint,
-                            token_endpoint,
-                            registration_endpoint,
-                            gateway.token_endpoint_auth_methods_supported.clone(),
-                        )
-                    };
-                auth.push(AuthServer {
-                    hosted: Some(HostedAs {
-                        site: site_of,
-                        well_known_path,
-                        authorization_endpoint,
-                        token_endpoint,
-                        registration_endpoint,
-                        token_endpoint_auth_methods_supported: methods,
-                        client_id_metadata_document_supported: r
-                            .client_id_metadata_document_supported,
-                    }),
-                    issuer,
-                });
-            }
+            let auth = self.expand_auth(&r, &bases, sites, gateway);
             out.push(Server {
                 upstream_issuer: r
                     .issuer
@@ -135,14 +65,155 @@ impl Validator {
                 name: r.name,
                 mode: r.mode,
                 scopes: r.scopes,
-                resource_name: r.resource_name,
-                resource_documentation: r.resource_documentation,
+                resource_name: r.resource_name.map(String::from),
+                resource_documentation: r.resource_documentation.map(String::from),
                 paths: r.paths,
                 auth,
                 discover: r.discover,
             });
         }
-        out
+    }
+
+    /// Checks what [`Validator::expand`] would build, without keeping it: each server's issuers
+    /// and endpoints for every site, and no two hosted issuers at one well-known URL.
+    pub(super) fn check_expansion(
+        &mut self,
+        raw: &[RawServer],
+        sites: &[Site],
+        gateway: &GatewayTemplates,
+    ) {
+        let bases: Vec<String> = sites.iter().map(Site::base).collect();
+        // Every hosted issuer's well-known path and issuer, back to back in one string, with
+        // (site, server, where its path starts, where its issuer starts) in file and site order:
+        // two allocations that go back whole, where a string each would leave 100,000 holes
+        // in the memory the expanded servers then grow into.
+        let mut text = String::new();
+        let mut hosted: Vec<(u32, u32, u32, u32)> = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            for a in self.expand_auth(r, &bases, sites, gateway) {
+                if let Some(h) = a.hosted {
+                    let path = len32(text.len());
+                    text.push_str(&h.well_known_path);
+                    let issuer = len32(text.len());
+                    text.push_str(&a.issuer);
+                    hosted.push((len32(h.site), len32(i), path, issuer));
+                }
+            }
+        }
+        let span = |k: usize| {
+            let (_, _, path, issuer) = hosted[k];
+            let end = hosted.get(k + 1).map_or(text.len(), |next| next.2 as usize);
+            (
+                &text[path as usize..issuer as usize],
+                &text[issuer as usize..end],
+            )
+        };
+        // Reported once per expansion that clashes, not once per (path, position).
+        let expanding = self.expanding.take();
+        let mut seen: rustc_hash::FxHashMap<(u32, &str), u32> = Default::default();
+        for (k, &(site, i, _, _)) in hosted.iter().enumerate() {
+            let (path, issuer) = span(k);
+            match seen.get(&(site, path)) {
+                Some(&other) if other != i => self.key_error(
+                    &child("servers", &raw[i as usize].name),
+                    format!(
+                        "its authorization-server issuer {issuer} is also the issuer of server \"{}\"; give each server its own issuer",
+                        raw[other as usize].name
+                    ),
+                ),
+                _ => {
+                    seen.insert((site, path), i);
+                }
+            }
+        }
+        self.expanding = expanding;
+    }
+
+    /// One server's authorization servers, one per site it has one on.
+    fn expand_auth(
+        &mut self,
+        r: &RawServer,
+        bases: &[String],
+        sites: &[Site],
+        gateway: &GatewayTemplates,
+    ) -> Vec<AuthServer> {
+        let facade = r.facade.as_deref();
+        let mut auth = Vec::with_capacity(sites.len());
+        for (si, base) in bases.iter().enumerate() {
+            let fill = |t: &str| fill(t, Some(base), &r.name);
+            let (ipath, template): (Cow<'_, str>, &str) = match r.mode {
+                ModeKind::None => continue,
+                ModeKind::Delegate => {
+                    auth.push(AuthServer {
+                        issuer: r.issuer.clone().unwrap_or_default(),
+                        hosted: None,
+                    });
+                    continue;
+                }
+                ModeKind::Facade => match facade.and_then(|f| f.facade_issuer.as_deref()) {
+                    Some(t) => (child(&r.json_path(), "facade_issuer").into(), t),
+                    None => (r.json_path().into(), DEFAULT_ISSUER_TEMPLATE),
+                },
+                ModeKind::Gateway => ("gateway.issuer".into(), &gateway.issuer),
+            };
+            let issuer = fill(template);
+            let Some((site_of, well_known_path)) = self.hosted_issuer(&ipath, &issuer, si, sites)
+            else {
+                continue;
+            };
+            // A facade's endpoints are the upstream's, checked with the server; a gateway's
+            // are its templates filled in, checked here (once the issuer is good).
+            let (authorization_endpoint, token_endpoint, registration_endpoint, methods) =
+                if r.mode == ModeKind::Facade {
+                    (
+                        facade
+                            .and_then(|f| f.authorization_endpoint.clone())
+                            .unwrap_or_default(),
+                        facade
+                            .and_then(|f| f.token_endpoint.clone())
+                            .unwrap_or_default(),
+                        facade.and_then(|f| f.registration_endpoint.clone()),
+                        Vec::new(),
+                    )
+                } else {
+                    let mut endpoint = |key: &str, t: &str| {
+                        let url = fill(t);
+                        let ok = self.http_url(&child("gateway", key), &url).is_some();
+                        ok.then_some(url)
+                    };
+                    let authorization_endpoint =
+                        endpoint("authorization_endpoint", &gateway.authorization_endpoint);
+                    let token_endpoint = endpoint("token_endpoint", &gateway.token_endpoint);
+                    let registration_endpoint = gateway
+                        .registration_endpoint
+                        .as_deref()
+                        .and_then(|t| endpoint("registration_endpoint", t));
+                    let (Some(authorization_endpoint), Some(token_endpoint)) =
+                        (authorization_endpoint, token_endpoint)
+                    else {
+                        continue;
+                    };
+                    (
+                        authorization_endpoint,
+                        token_endpoint,
+                        registration_endpoint,
+                        gateway.token_endpoint_auth_methods_supported.clone(),
+                    )
+                };
+            auth.push(AuthServer {
+                hosted: Some(HostedAs {
+                    site: site_of,
+                    well_known_path,
+                    authorization_endpoint,
+                    token_endpoint,
+                    registration_endpoint,
+                    token_endpoint_auth_methods_supported: methods,
+                    client_id_metadata_document_supported: r.client_id_metadata_document_supported,
+                }),
+                issuer,
+            });
+        }
+        auth
     }
 
     /// An issuer signpost hosts must be a valid issuer under one of the sites' origins (it can
@@ -195,34 +266,16 @@ impl Validator {
         }
         found.map(|site| (site, well_known_path(&url)))
     }
-
-    /// Two hosted issuers at the same well-known URL would serve two documents at one address.
-    pub(super) fn conflicting_issuers(&mut self, servers: &[Server]) {
-        let mut seen: rustc_hash::FxHashMap<(usize, &str), &str> = Default::default();
-        for s in servers {
-            for a in &s.auth {
-                let Some(h) = &a.hosted else { continue };
-                match seen.get(&(h.site, h.well_known_path.as_str())) {
-                    Some(other) if *other != s.name => self.key_error(
-                        &child("servers", &s.name),
-                        format!(
-                            "its authorization-server issuer {} is also the issuer of server \"{other}\"; give each server its own issuer",
-                            a.issuer
-                        ),
-                    ),
-                    _ => {
-                        seen.insert((h.site, h.well_known_path.as_str()), &s.name);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// `/.well-known/oauth-authorization-server` + the issuer's path without its terminating `/`
 /// (RFC 8414 §3.1).
 fn well_known_path(issuer: &Url) -> String {
     well_known_path_of(issuer.path())
+}
+
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).expect("a config is far smaller than 4 GiB")
 }
 
 fn well_known_path_of(path: &str) -> String {

@@ -13,28 +13,47 @@ use super::locate::{child, index};
 use super::urls::{is_loopback_host, url_template_problem};
 use super::validate::{CIMD_KEY, COMMON_SERVER_KEYS, FACADE_KEYS, MODES, Validator};
 
-/// A server as written, before its URLs are expanded for each site.
+/// A server as written, before its URLs are expanded for each site. A reload holds the list of
+/// every server beside the served snapshot while it is checked and expanded, so values most
+/// servers lack are boxed or left out: its JSON path (`servers.<name>`) is rebuilt from the name
+/// when a problem names it.
 pub(super) struct RawServer {
     pub(super) name: String,
-    pub(super) path: String,
     pub(super) mode: ModeKind,
+    pub(super) discover: bool,
+    pub(super) client_id_metadata_document_supported: Option<bool>,
     pub(super) scopes: Vec<String>,
-    pub(super) resource_name: Option<String>,
-    pub(super) resource_documentation: Option<String>,
+    pub(super) resource_name: Option<Box<str>>,
+    pub(super) resource_documentation: Option<Box<str>>,
     /// Filled in by [`RawServer::fill_paths`] once the top-level `resource_paths` are known.
     pub(super) paths: Vec<String>,
     /// This server's own `resource_paths` templates, when it has them.
-    pub(super) own_paths: Option<Vec<String>>,
+    pub(super) own_paths: Option<Box<[String]>>,
     pub(super) issuer: Option<String>,
+    /// What only a facade takes, when it has any of it.
+    pub(super) facade: Option<Box<FacadeUrls>>,
+}
+
+/// A facade's own issuer template and the upstream's endpoints, as written.
+#[derive(Default)]
+pub(super) struct FacadeUrls {
     pub(super) facade_issuer: Option<String>,
     pub(super) authorization_endpoint: Option<String>,
     pub(super) token_endpoint: Option<String>,
     pub(super) registration_endpoint: Option<String>,
-    pub(super) discover: bool,
-    pub(super) client_id_metadata_document_supported: Option<bool>,
 }
 
 impl RawServer {
+    /// The server's JSON path, `servers.<name>`.
+    pub(super) fn json_path(&self) -> String {
+        child("servers", &self.name)
+    }
+
+    /// The facade URLs, created empty when missing.
+    fn facade_mut(&mut self) -> &mut FacadeUrls {
+        self.facade.get_or_insert_with(Box::default)
+    }
+
     /// Expands the server's own `resource_paths` templates, or else `default_paths`, into its
     /// paths.
     pub(super) fn fill_paths(&mut self, default_paths: &[String]) {
@@ -136,20 +155,16 @@ impl Validator {
 
         let mut server = RawServer {
             name: name.to_owned(),
-            path: path.clone(),
             mode: mode.unwrap_or(ModeKind::None),
+            discover: false,
+            client_id_metadata_document_supported: None,
             scopes: Vec::new(),
             resource_name: None,
             resource_documentation: None,
             paths: Vec::new(),
             own_paths: None,
             issuer: None,
-            facade_issuer: None,
-            authorization_endpoint: None,
-            token_endpoint: None,
-            registration_endpoint: None,
-            discover: false,
-            client_id_metadata_document_supported: None,
+            facade: None,
         };
         for (key, value) in obj {
             let kpath = child(&path, key);
@@ -171,18 +186,16 @@ impl Validator {
                         }
                     }
                 }
-                "resource_name" => {
-                    server.resource_name = self.string(&kpath, value).map(str::to_owned)
-                }
+                "resource_name" => server.resource_name = self.string(&kpath, value).map(Box::from),
                 "resource_documentation" => {
                     if let Some(s) = self.string(&kpath, value) {
                         if self.http_url(&kpath, s).is_some() {
-                            server.resource_documentation = Some(s.to_owned());
+                            server.resource_documentation = Some(s.into());
                         }
                     }
                 }
                 "resource_paths" => {
-                    server.own_paths = Some(self.resource_paths(&kpath, value, true))
+                    server.own_paths = Some(self.resource_paths(&kpath, value, true).into())
                 }
                 "discover" => match value.as_bool() {
                     Some(b) => server.discover = b,
@@ -210,7 +223,7 @@ impl Validator {
                     if let Some(s) = self.string(&kpath, value) {
                         match url_template_problem(s) {
                             Some(why) => self.error(&kpath, why),
-                            None => server.facade_issuer = Some(s.to_owned()),
+                            None => server.facade_mut().facade_issuer = Some(s.to_owned()),
                         }
                     }
                 }
@@ -218,10 +231,11 @@ impl Validator {
                     if let Some(s) = self.string(&kpath, value) {
                         if self.http_url(&kpath, s).is_some() {
                             let s = Some(s.to_owned());
+                            let facade = server.facade_mut();
                             match key.as_str() {
-                                "authorization_endpoint" => server.authorization_endpoint = s,
-                                "token_endpoint" => server.token_endpoint = s,
-                                _ => server.registration_endpoint = s,
+                                "authorization_endpoint" => facade.authorization_endpoint = s,
+                                "token_endpoint" => facade.token_endpoint = s,
+                                _ => facade.registration_endpoint = s,
                             }
                         } else {
                             ok = false;
@@ -251,7 +265,11 @@ impl Validator {
                     }
                 }
                 self.facades.push(child(&path, "mode"));
-                if server.registration_endpoint.is_none()
+                let registration = server
+                    .facade
+                    .as_ref()
+                    .and_then(|f| f.registration_endpoint.as_ref());
+                if registration.is_none()
                     && !server.discover
                     && server.client_id_metadata_document_supported != Some(true)
                 {
@@ -294,7 +312,7 @@ impl Validator {
             let s = &servers[si as usize];
             let (p, other) = (&s.paths[pi as usize], &servers[owner as usize].name);
             self.key_error(
-                &s.path,
+                &s.json_path(),
                 format!(
                     "resource path {p} is also produced by server \"{other}\"; give one of them its own \"resource_paths\""
                 ),

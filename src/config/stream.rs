@@ -15,13 +15,12 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::Config;
 use super::server::RawServer;
-use super::validate::Validator;
+use super::validate::{Checked, Validator};
 
 /// Parses and validates `text` (no object in it repeats a key) into `v`: `Err` is the JSON syntax
 /// error, `Ok(None)` a config with problems (in `v`).
-pub(super) fn parse(text: &str, v: &mut Validator) -> Result<Option<Config>, serde_json::Error> {
+pub(super) fn parse(text: &str, v: &mut Validator) -> Result<Option<Checked>, serde_json::Error> {
     let mut servers = Servers {
         v: Validator::new(),
         raw: Vec::new(),

@@ -16,9 +16,22 @@ mod urls;
 
 const FILE: &str = "t.json";
 
+/// [`parse`], checked against [`parse_owned`] (which frees the text before expanding): both
+/// must give the same config, or the same problems at the same positions.
+fn parse_both(text: &str) -> Result<Config, Problems> {
+    let parsed = parse(text, FILE);
+    let owned = parse_owned(text.as_bytes().to_vec(), FILE);
+    assert_eq!(
+        format!("{parsed:?}"),
+        format!("{owned:?}"),
+        "parse and parse_owned differ on:\n{text}"
+    );
+    parsed
+}
+
 /// The problem lines of an invalid config (panics when it is valid).
 fn errors(text: &str) -> Vec<String> {
-    match parse(text, FILE) {
+    match parse_both(text) {
         Ok(_) => panic!("expected problems, the config is valid:\n{text}"),
         Err(p) => {
             assert_eq!(p.file, FILE);
@@ -52,7 +65,7 @@ fn error_text(text: &str) -> String {
 
 /// A valid config (panics with every problem when it is not).
 fn ok(text: &str) -> Config {
-    parse(text, FILE).unwrap_or_else(|p| panic!("expected a valid config, got:\n{p}\n--\n{text}"))
+    parse_both(text).unwrap_or_else(|p| panic!("expected a valid config, got:\n{p}\n--\n{text}"))
 }
 
 /// A one-line config with `public_url` `https://gw.example.com` and the given `servers` body.

@@ -2,7 +2,7 @@
 //!
 //! Input: the bytes of a config file. Bytes that are not UTF-8 are skipped (the file reader
 //! rejects them before parsing). `config::parse` must not panic and must give exactly what
-//! `config::parse_tree` (the whole JSON tree validated at once) gives; its problems must each be one
+//! `config::parse_tree` (the whole JSON tree validated at once) and `config::parse_owned` give; its problems must each be one
 //! non-empty line; a config it accepts must render into a `Registry` whose every document passes
 //! `check::check_registry` (JSON, no null or empty value, PRM `resource` = the URL it is served
 //! for, AS `issuer` = the URL it is served under, every hosted issuer's document where a client
@@ -31,6 +31,12 @@ fuzz_target!(|data: &[u8]| {
         shown(&parsed),
         shown(&config::parse_tree(text, "f.json")),
         "parse and parse_tree differ"
+    );
+    // And so must `serve`'s path, which frees the text before expanding the servers.
+    assert_eq!(
+        shown(&parsed),
+        shown(&config::parse_owned(data.to_vec(), "f.json")),
+        "parse and parse_owned differ"
     );
     match parsed {
         Err(problems) => {
