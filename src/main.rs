@@ -12,6 +12,12 @@ use clap::Parser;
 use signpost::Exit;
 use signpost::cli::{Cli, Command, LogFormat};
 
+/// jemalloc, not glibc's malloc: glibc keeps what a reload frees resident in holes it cannot hand
+/// to the next snapshot's large tables, so a server of 100,000 servers grew from 193 to 327 MiB
+/// over six reloads; jemalloc reuses and returns those pages (README "Performance").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNPOST_LOG")

@@ -21,7 +21,8 @@
 //! costs. `--status` answers with another status than 200 and `--no-default-headers` sends only
 //! the `--header`s (both to mirror a `/challenge` answer in the callgrind measurement of
 //! tests/bench/benchlib.py). `LISTEN_ADDR` may use port 0; the bound address is printed on stdout as
-//! `listening on ADDR`.
+//! `listening on ADDR`. It uses the allocator signpost uses (jemalloc), so the gap is not the
+//! allocator's.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,6 +37,9 @@ use hyper::{HeaderMap, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 struct Fixed {
     status: hyper::StatusCode,
