@@ -192,30 +192,20 @@ fn document(
         return response;
     }
     let fresh = fields.fresh(headers, doc.etag_bytes());
-    let (status, body) = if fresh {
-        (StatusCode::NOT_MODIFIED, Bytes::new())
+    // The snapshot's ready-made head, cloned, with the ETag placeholder (its first header)
+    // replaced: cheaper than filling in a new response's head, or hashing the name again.
+    let (mut head, body) = if fresh {
+        (registry.not_modified_head.clone(), Bytes::new())
     } else {
-        (StatusCode::OK, doc.body())
+        (registry.document_head.clone(), doc.body())
     };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    // Cloning the snapshot's ready-made header map and replacing the ETag placeholder costs
-    // about half of inserting four headers into an empty map (measured with callgrind); the
-    // placeholder is found by walking the three or four entries, which is cheaper than hashing
-    // its name again.
-    let h = response.headers_mut();
-    *h = if fresh {
-        registry.not_modified_headers.clone()
-    } else {
-        registry.document_headers.clone()
-    };
-    match h.iter_mut().find(|(name, _)| *name == header::ETAG) {
-        Some((_, value)) => *value = doc.etag(),
-        None => {
-            h.insert(header::ETAG, doc.etag());
+    match head.headers.iter_mut().next() {
+        Some((name, value)) if *name == header::ETAG => *value = doc.etag(),
+        _ => {
+            head.headers.insert(header::ETAG, doc.etag());
         }
     }
-    response
+    Response::from_parts(head, Full::new(body))
 }
 
 /// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `*`, or any listed tag equal to

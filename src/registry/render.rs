@@ -265,12 +265,19 @@ impl Registry {
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.cache_max_age))
                 .expect("a number makes a valid header value");
+        // The ETag placeholder first: each response replaces the first entry.
         let mut not_modified_headers = HeaderMap::with_capacity(3);
+        not_modified_headers.insert(header::ETAG, HeaderValue::from_static("\"\""));
         not_modified_headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, crate::http::ANY_ORIGIN);
         not_modified_headers.insert(header::CACHE_CONTROL, cache_control.clone());
-        not_modified_headers.insert(header::ETAG, HeaderValue::from_static("\"\""));
         let mut document_headers = not_modified_headers.clone();
         document_headers.insert(header::CONTENT_TYPE, crate::http::JSON);
+        let head = |status: StatusCode, headers: HeaderMap| {
+            let (mut parts, ()) = hyper::Response::new(()).into_parts();
+            parts.status = status;
+            parts.headers = headers;
+            parts
+        };
         Registry {
             source,
             config,
@@ -278,8 +285,8 @@ impl Registry {
             owners,
             hosts,
             origins,
-            document_headers,
-            not_modified_headers,
+            document_head: head(StatusCode::OK, document_headers),
+            not_modified_head: head(StatusCode::NOT_MODIFIED, not_modified_headers),
             rendered_with: upstreams.clone(),
             slim,
         }
@@ -295,13 +302,21 @@ fn render_doc(out: &mut Vec<u8>, value: &impl serde::Serialize, old: Option<Doc<
     match old.filter(|d| d.status == StatusCode::OK && d.body_bytes() == &out[start..]) {
         Some(old) => out.extend_from_slice(old.etag_bytes()),
         None => {
-            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            // base64url: every character is valid in an entity tag (RFC 9110 §8.8.3).
+            const DIGITS: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             let digest = Sha256::digest(&out[start..]);
-            out.push(b'"');
-            for b in &digest[..8] {
-                out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
+            let mut bits = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+            let mut tag = [0u8; super::ETAG_LEN as usize];
+            tag[0] = b'"';
+            tag[tag.len() - 1] = b'"';
+            // 11 digits of 6 bits (the first carries the 4 left over), most significant first.
+            let last = tag.len() - 1;
+            for c in tag[1..last].iter_mut().rev() {
+                *c = DIGITS[(bits & 63) as usize];
+                bits >>= 6;
             }
-            out.push(b'"');
+            out.extend_from_slice(&tag);
         }
     }
     len
