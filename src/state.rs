@@ -240,7 +240,7 @@ pub fn build(text: &str, label: &str, generation: u64) -> Result<Registry, Probl
 pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registry, Problems> {
     let sha256 = crate::config::read::content_sha256(bytes);
     build_after(
-        || config::parse_bytes(bytes, label),
+        || config::parse_bytes(bytes, label).map(Parsed::Whole),
         sha256,
         label,
         generation,
@@ -249,12 +249,13 @@ pub fn build_bytes(bytes: &[u8], label: &str, generation: u64) -> Result<Registr
 }
 
 /// [`build_bytes`] taking the bytes read: they are freed once validated, before the servers are
-/// expanded and the snapshot rendered (a config of 100,000 servers is 18 MB of text; see
-/// [`config::parse_owned`]).
+/// expanded, and a config of one site whose servers discover nothing is rendered one expanded
+/// server at a time (see [`config::parse_staged`]; with 100,000 servers the text is 18 MB and
+/// the expanded servers some 70 MB).
 pub fn build_file(bytes: Vec<u8>, label: &str, generation: u64) -> Result<Registry, Problems> {
     let sha256 = crate::config::read::content_sha256(&bytes);
     build_after(
-        || config::parse_owned(bytes, label),
+        || config::parse_staged(bytes, label).map(Parsed::Staged),
         sha256,
         label,
         generation,
@@ -274,7 +275,7 @@ pub fn build_next(
 ) -> Result<Registry, Problems> {
     let previous = state.registry.load_full();
     build_after(
-        || config::parse_owned(bytes, label),
+        || config::parse_staged(bytes, label).map(Parsed::Staged),
         sha256,
         label,
         generation,
@@ -282,23 +283,45 @@ pub fn build_next(
     )
 }
 
+/// What [`build_after`] renders.
+enum Parsed {
+    Whole(config::Config),
+    Staged(config::Staged),
+}
+
 /// Parses (with `parse`), then renders.
 fn build_after(
-    parse: impl FnOnce() -> Result<config::Config, Problems>,
+    parse: impl FnOnce() -> Result<Parsed, Problems>,
     sha256: String,
     label: &str,
     generation: u64,
     previous: Option<(&Upstreams, &Registry)>,
 ) -> Result<Registry, Problems> {
     let started = std::time::Instant::now();
-    let config = parse()?;
-    let parsed = started.elapsed();
+    let parsed = parse()?;
     let source = Source {
         path: label.to_owned(),
         generation,
         content_sha256: sha256,
         loaded_at: SystemTime::now(),
     };
+    let config = match parsed {
+        Parsed::Whole(config) => config,
+        Parsed::Staged(staged) => {
+            let (head, servers) = staged.into_stream();
+            if head.sites.len() == 1 && !servers.discovers() {
+                let parsed = started.elapsed();
+                let registry =
+                    Registry::build_streamed(head, servers, source, previous.map(|(_, p)| p));
+                log_built(label, parsed, started.elapsed() - parsed);
+                return Ok(registry);
+            }
+            let mut config = head;
+            config.servers = servers.collect();
+            config
+        }
+    };
+    let parsed = started.elapsed();
     let registry = match previous {
         Some((upstreams, previous)) => {
             let documents = if crate::upstream::wanted(&config).is_empty() {
@@ -310,11 +333,16 @@ fn build_after(
         }
         None => Registry::build(config, source),
     };
+    log_built(label, parsed, started.elapsed() - parsed);
+    Ok(registry)
+}
+
+/// The debug line of a built snapshot (a streamed one counts the expansion as rendering).
+fn log_built(label: &str, parsed: std::time::Duration, rendered: std::time::Duration) {
     tracing::debug!(
         config = label,
         parse_ms = parsed.as_millis() as u64,
-        render_ms = (started.elapsed() - parsed).as_millis() as u64,
+        render_ms = rendered.as_millis() as u64,
         "config built"
     );
-    Ok(registry)
 }

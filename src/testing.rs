@@ -51,7 +51,7 @@ pub mod reload {
 }
 
 pub mod state {
-    pub use crate::state::{AppState, Settings, build};
+    pub use crate::state::{AppState, Settings, build, build_file};
 }
 
 pub mod upstream {

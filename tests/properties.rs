@@ -498,10 +498,48 @@ fn same_as_tree(text: &str) {
 
 fn build(text: &str) -> Registry {
     same_as_tree(text);
-    match state::build(text, "p.json", 1) {
+    let registry = match state::build(text, "p.json", 1) {
         Ok(r) => r,
         Err(p) => panic!("a generated config was rejected:\n{p}\n{text}"),
-    }
+    };
+    // What `serve` builds from the file (one site and no discovery: a server at a time) answers
+    // exactly the same.
+    let served = state::build_file(text.as_bytes().to_vec(), "p.json", 1).expect("accepted");
+    assert_eq!(
+        answers(&served),
+        answers(&registry),
+        "build_file differs on\n{text}"
+    );
+    registry
+}
+
+/// Every document of a snapshot, per site: path, status, ETag and body; and each server's owner.
+fn answers(r: &Registry) -> (Vec<Vec<String>>, Vec<String>) {
+    let docs = r
+        .sites
+        .iter()
+        .map(|site| {
+            let mut all: Vec<String> = site
+                .documents()
+                .into_iter()
+                .map(|(path, d)| {
+                    let (etag, body) = (d.etag_bytes().to_vec(), d.body().to_vec());
+                    format!(
+                        "{path} {} {} {}",
+                        d.status,
+                        String::from_utf8_lossy(&etag),
+                        String::from_utf8_lossy(&body)
+                    )
+                })
+                .collect();
+            all.sort();
+            all
+        })
+        .collect();
+    let owners = (0..r.server_count())
+        .map(|i| format!("{:?}", r.owner(i)))
+        .collect();
+    (docs, owners)
 }
 
 // ---------------------------------------------------------------------------------------------

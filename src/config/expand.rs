@@ -36,41 +36,27 @@ impl Default for GatewayTemplates {
 }
 
 impl Validator {
-    /// Expands each server's templates for every site, consuming the list (see
-    /// [`super::validate::Checked::expand`]: this expansion already passed once).
-    pub(super) fn expand(
+    /// Expands one server's templates for every site.
+    fn expand_server(
         &mut self,
-        raw: Vec<RawServer>,
+        r: RawServer,
+        bases: &[String],
         sites: &[Site],
         gateway: &GatewayTemplates,
-        out: &mut Vec<Server>,
-    ) {
-        out.reserve(raw.len());
-        let bases: Vec<String> = sites.iter().map(Site::base).collect();
-        // Taken from the back of the reversed list (so in file order), which is shrunk as it
-        // empties: with 100,000 servers the list is 30 MB, which would otherwise stay beside
-        // the expanded servers until the end (28 MB of a reload's parse peak, while the served
-        // snapshot is alive).
-        let mut raw = raw;
-        raw.reverse();
-        while let Some(r) = raw.pop() {
-            if raw.capacity() - raw.len() >= 4096 {
-                raw.shrink_to_fit();
-            }
-            let auth = self.expand_auth(&r, &bases, sites, gateway);
-            out.push(Server {
-                upstream_issuer: r
-                    .issuer
-                    .filter(|_| matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)),
-                name: r.name,
-                mode: r.mode,
-                scopes: r.scopes,
-                resource_name: r.resource_name.map(String::from),
-                resource_documentation: r.resource_documentation.map(String::from),
-                paths: r.paths,
-                auth,
-                discover: r.discover,
-            });
+    ) -> Server {
+        let auth = self.expand_auth(&r, bases, sites, gateway);
+        Server {
+            upstream_issuer: r
+                .issuer
+                .filter(|_| matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)),
+            name: r.name,
+            mode: r.mode,
+            scopes: r.scopes,
+            resource_name: r.resource_name.map(String::from),
+            resource_documentation: r.resource_documentation.map(String::from),
+            paths: r.paths,
+            auth,
+            discover: r.discover,
         }
     }
 
@@ -314,3 +300,90 @@ pub(super) fn fill(t: &str, base: Option<&str>, name: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// The servers of a checked config, expanded one at a time as they are taken, in file order
+/// (see [`super::Staged`]): a consumer that drops each after use never holds the expanded list.
+/// Every expansion already passed once (`Validator::check_expansion`), so what it would report
+/// again is dropped.
+pub struct ExpandedServers {
+    /// Reversed (taken from the back, so in file order) and shrunk as it empties: with 100,000
+    /// servers the list is 19 MB.
+    raw: Vec<RawServer>,
+    again: Validator,
+    sites: Vec<Site>,
+    bases: Vec<String>,
+    gateway: GatewayTemplates,
+    /// Resource paths of the servers not yet taken, and how many of those host an issuer.
+    paths: usize,
+    hosting: usize,
+}
+
+impl ExpandedServers {
+    pub(super) fn new(
+        mut raw: Vec<RawServer>,
+        sites: Vec<Site>,
+        gateway: GatewayTemplates,
+    ) -> Self {
+        raw.reverse();
+        let mut again = Validator::new();
+        again.expanding = Some(std::collections::HashSet::new());
+        ExpandedServers {
+            paths: raw.iter().map(|r| r.paths.len()).sum(),
+            hosting: raw
+                .iter()
+                .filter(|r| matches!(r.mode, ModeKind::Facade | ModeKind::Gateway))
+                .count(),
+            bases: sites.iter().map(Site::base).collect(),
+            raw,
+            again,
+            sites,
+            gateway,
+        }
+    }
+
+    /// How many resource paths the servers still to come have (on one site).
+    pub fn paths(&self) -> usize {
+        self.paths
+    }
+
+    /// How many of the servers still to come host an issuer on each site (facade and gateway).
+    pub fn hosting(&self) -> usize {
+        self.hosting
+    }
+
+    /// Whether a server still to come discovers its upstream (see `upstream::wanted`).
+    pub fn discovers(&self) -> bool {
+        self.raw.iter().any(|r| {
+            r.discover
+                && r.issuer.is_some()
+                && matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)
+        })
+    }
+}
+
+impl Iterator for ExpandedServers {
+    type Item = Server;
+
+    fn next(&mut self) -> Option<Server> {
+        let r = self.raw.pop()?;
+        if self.raw.capacity() - self.raw.len() >= 4096 {
+            self.raw.shrink_to_fit();
+        }
+        self.paths -= r.paths.len();
+        self.hosting -= usize::from(matches!(r.mode, ModeKind::Facade | ModeKind::Gateway));
+        let server = self
+            .again
+            .expand_server(r, &self.bases, &self.sites, &self.gateway);
+        debug_assert!(
+            self.again.problems.is_empty(),
+            "an expansion that passed once fails again"
+        );
+        Some(server)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.raw.len(), Some(self.raw.len()))
+    }
+}
+
+impl ExactSizeIterator for ExpandedServers {}

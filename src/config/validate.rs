@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::expand::GatewayTemplates;
+use super::expand::{ExpandedServers, GatewayTemplates};
 use super::keys::{closest, is_secret_key};
 use super::locate::{child, index};
 use super::model::*;
@@ -383,11 +383,7 @@ impl Validator {
         self.expanding = Some(HashSet::new());
         self.check_expansion(&raw, &top.sites, &top.gateway);
         self.expanding = None;
-        (self.problems.is_empty()).then(|| Checked {
-            servers: Vec::with_capacity(raw.len()),
-            top,
-            raw,
-        })
+        (self.problems.is_empty()).then_some(Checked { top, raw })
     }
 }
 
@@ -396,33 +392,23 @@ impl Validator {
 pub(super) struct Checked {
     top: TopLevel,
     raw: Vec<RawServer>,
-    servers: Vec<Server>,
 }
 
 impl Checked {
-    /// The [`Config`]: every template expanded (with its warnings still to be set). The same
-    /// expansion already passed in [`Validator::finish`], so what it would report again is dropped.
-    pub(super) fn expand(self) -> Config {
-        let Checked {
-            top,
-            raw,
-            mut servers,
-        } = self;
-        let mut again = Validator::new();
-        again.expanding = Some(HashSet::new());
-        again.expand(raw, &top.sites, &top.gateway, &mut servers);
-        debug_assert!(
-            again.problems.is_empty(),
-            "an expansion that passed once fails again"
-        );
-        Config {
+    /// The [`Config`] without its servers (and its warnings still to be set), and the servers,
+    /// expanded as they are taken.
+    pub(super) fn stream(self) -> (Config, ExpandedServers) {
+        let Checked { top, raw } = self;
+        let servers = ExpandedServers::new(raw, top.sites.clone(), top.gateway);
+        let head = Config {
             sites: top.sites,
             any_host: top.any_host,
             cache_max_age: top.cache_max_age,
             upstream_refresh: top.upstream_refresh,
-            servers,
+            servers: Vec::new(),
             warnings: Vec::new(),
-        }
+        };
+        (head, servers)
     }
 }
 

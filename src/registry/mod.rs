@@ -362,31 +362,31 @@ struct Owners {
 }
 
 impl Owners {
-    fn of(servers: &[crate::config::Server]) -> Owners {
-        let mut o = Owners {
-            text: String::with_capacity(
-                servers
-                    .iter()
-                    .map(|s| s.name.len() + s.scopes.iter().map(|x| x.len() + 1).sum::<usize>())
-                    .sum(),
-            ),
-            spans: Vec::with_capacity(servers.len()),
-            modes: Vec::with_capacity(servers.len()),
-        };
-        for s in servers {
-            let start = len32(o.text.len());
-            o.text.push_str(&s.name);
-            let scopes = len32(o.text.len());
-            for (i, scope) in s.scopes.iter().enumerate() {
-                if i > 0 {
-                    o.text.push(' ');
-                }
-                o.text.push_str(scope);
-            }
-            o.spans.push((start, scopes));
-            o.modes.push(s.mode);
+    fn with_capacity(servers: usize) -> Owners {
+        Owners {
+            text: String::new(),
+            spans: Vec::with_capacity(servers),
+            modes: Vec::with_capacity(servers),
         }
-        o
+    }
+
+    /// Adds the next server.
+    fn push(&mut self, s: &crate::config::Server) {
+        let start = len32(self.text.len());
+        self.text.push_str(&s.name);
+        let scopes = len32(self.text.len());
+        for (i, scope) in s.scopes.iter().enumerate() {
+            if i > 0 {
+                self.text.push(' ');
+            }
+            self.text.push_str(scope);
+        }
+        self.spans.push((start, scopes));
+        self.modes.push(s.mode);
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{Doc, Owners, Registry, Resource, SiteRoutes, Source, Stored, Table, len32};
-use crate::config::{Config, HostedAs, ModeKind, Server, Site};
+use crate::config::{Config, ExpandedServers, HostedAs, ModeKind, Server, Site};
 use crate::upstream::{Documents, Relay};
 use crate::well_known::{AS_PREFIX, PRM_PREFIX};
 
@@ -94,6 +94,34 @@ impl Registry {
         })
     }
 
+    /// A snapshot of a config whose servers come one at a time (`servers`, each dropped once
+    /// rendered), with none discovering its upstream: what `serve` builds, so that during a
+    /// reload the expanded servers never exist all at once beside the served snapshot.
+    /// `previous` is the snapshot this one replaces.
+    pub fn build_streamed(
+        head: Config,
+        servers: ExpandedServers,
+        source: Source,
+        previous: Option<&Registry>,
+    ) -> Registry {
+        debug_assert!(head.servers.is_empty() && !servers.discovers());
+        let mut b = Builder::new(
+            &head,
+            servers.len(),
+            servers.paths(),
+            servers.hosting(),
+            previous,
+        );
+        let none = Documents::new();
+        for (idx, server) in servers.enumerate() {
+            b.owners.push(&server);
+            for si in 0..head.sites.len() {
+                b.add(&head, si, idx, &server, &none);
+            }
+        }
+        b.finish(Arc::new(head), source, &none, true)
+    }
+
     fn build_with(
         mut config: Arc<Config>,
         source: Source,
@@ -105,138 +133,19 @@ impl Registry {
         // released once its last site is rendered, and the servers are dropped at the end.
         let slim =
             crate::upstream::wanted(&config).is_empty() && Arc::get_mut(&mut config).is_some();
-        let owners = Owners::of(&config.servers);
         let paths: usize = config.servers.iter().map(|s| s.paths.len()).sum();
-        let hosted = config
+        let hosting = config
             .servers
             .iter()
             .flat_map(|s| &s.auth)
             .filter(|a| a.hosted.is_some())
             .count();
-        let mut sites: Vec<SiteRoutes> = config
-            .sites
-            .iter()
-            .map(|site| SiteRoutes {
-                site: site.clone(),
-                resources: Table::with_capacity(paths),
-                blocks: Vec::with_capacity(config.servers.len()),
-                issuers: Table::with_capacity(if config.sites.len() == 1 { hosted } else { 0 }),
-                realm: crate::hint::realm(site),
-            })
-            .collect();
-        // The previous snapshot's site at each index, if it is the same origin and prefix.
-        let previous_sites: Vec<Option<&SiteRoutes>> = config
-            .sites
-            .iter()
-            .enumerate()
-            .map(|(si, site)| {
-                previous
-                    .and_then(|p| p.sites.get(si))
-                    .filter(|p| p.site.origin == site.origin && p.site.prefix == site.prefix)
-            })
-            .collect();
-        let previous_site = |si: usize| previous_sites[si];
-        let mut fulls: Vec<String> = Vec::new();
-        let mut spans: Vec<(u32, u32, u32)> = Vec::new();
-        let mut url = String::new();
+        let mut b = Builder::new(&config, config.servers.len(), paths, hosting, previous);
+        config.servers.iter().for_each(|s| b.owners.push(s));
         let last_site = config.sites.len().saturating_sub(1);
         for si in 0..config.sites.len() {
-            let mut builder = BlockBuilder {
-                scratch: Vec::with_capacity(4096),
-                previous: previous_site(si),
-            };
             for idx in 0..config.servers.len() {
-                let (site, server) = (&config.sites[si], &config.servers[idx]);
-                fulls.clear();
-                fulls.extend(server.paths.iter().map(|p| site.full_path(p)));
-                // Each path's PRM (body, ETag) and hint, back to back.
-                spans.clear();
-                let auth = server.auth.get(si);
-                for full in &fulls {
-                    let start = len32(builder.scratch.len());
-                    let body_len = match auth {
-                        Some(auth) => {
-                            url.clear();
-                            url.push_str(&site.origin);
-                            if full != "/" {
-                                url.push_str(full);
-                            }
-                            let prm = render_prm(server, &url, &auth.issuer);
-                            let old = builder.previous.and_then(|p| p.prm(p.resources.get(full)?));
-                            render_doc(&mut builder.scratch, &prm, old)
-                        }
-                        None => 0,
-                    };
-                    let hint_start = len32(builder.scratch.len());
-                    if server.mode != ModeKind::None {
-                        push_hint(&mut builder.scratch, site, server, full);
-                    }
-                    spans.push((start, body_len, hint_start));
-                }
-                if let Some(first) = fulls.first() {
-                    let block = builder.finish(first);
-                    let b = len32(sites[si].blocks.len());
-                    for (i, full) in fulls.iter().enumerate() {
-                        let (start, body_len, hint_start) = spans[i];
-                        let hint_end = spans.get(i + 1).map_or(len32(block.len()), |next| next.0);
-                        let hint = if server.mode == ModeKind::None {
-                            sites[si].realm.clone()
-                        } else {
-                            HeaderValue::from_maybe_shared(
-                                block.slice(hint_start as usize..hint_end as usize),
-                            )
-                            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
-                        };
-                        let resource = Resource {
-                            server: len32(idx),
-                            hint,
-                            block: b,
-                            start,
-                            body_len,
-                        };
-                        sites[si].resources.insert(full, resource);
-                    }
-                    sites[si].blocks.push(block);
-                }
-                if let Some(hosted) = auth.and_then(|a| a.hosted.as_ref().map(|h| (a, h))) {
-                    let (auth, hosted) = hosted;
-                    let upstream = server
-                        .upstream_issuer
-                        .as_ref()
-                        .filter(|_| server.discover)
-                        .and_then(|issuer| upstreams.get(issuer));
-                    let issuer_path = &hosted.well_known_path[AS_PREFIX.len()..];
-                    let old = previous_site(hosted.site)
-                        .and_then(|p| p.issuers.get(issuer_path))
-                        .map(Stored::doc);
-                    let stored = match render_as(server, &auth.issuer, hosted, upstream) {
-                        Ok(body) => {
-                            let len = render_doc(&mut builder.scratch, &body, old);
-                            (StatusCode::OK, len)
-                        }
-                        Err(why) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            pending_into(&mut builder.scratch, &why),
-                        ),
-                    };
-                    let (status, body_len) = stored;
-                    let old = previous_site(hosted.site)
-                        .and_then(|p| p.issuers.get(issuer_path))
-                        .filter(|old| old.status == status && old.data[..] == builder.scratch[..]);
-                    let data = match old {
-                        Some(old) => old.data.clone(),
-                        None => Bytes::copy_from_slice(&builder.scratch),
-                    };
-                    builder.scratch.clear();
-                    sites[hosted.site].issuers.insert(
-                        issuer_path,
-                        Stored {
-                            status,
-                            data,
-                            body_len,
-                        },
-                    );
-                }
+                b.add(&config, si, idx, &config.servers[idx], upstreams);
                 if slim && si == last_site {
                     if let Some(config) = Arc::get_mut(&mut config) {
                         config.servers[idx].release();
@@ -249,6 +158,185 @@ impl Registry {
                 config.servers = Vec::new();
             }
         }
+        b.finish(config, source, upstreams, slim)
+    }
+}
+
+/// A snapshot being rendered, server by server and site by site.
+struct Builder<'p> {
+    sites: Vec<SiteRoutes>,
+    /// One per site: its scratch buffer and the previous snapshot's same site.
+    blocks: Vec<BlockBuilder<'p>>,
+    owners: Owners,
+    fulls: Vec<String>,
+    spans: Vec<(u32, u32, u32)>,
+    url: String,
+}
+
+impl<'p> Builder<'p> {
+    /// `hosting` counts the hosted issuers of a single site (unused with several).
+    fn new(
+        config: &Config,
+        servers: usize,
+        paths: usize,
+        hosting: usize,
+        previous: Option<&'p Registry>,
+    ) -> Builder<'p> {
+        let sites = config
+            .sites
+            .iter()
+            .map(|site| SiteRoutes {
+                site: site.clone(),
+                resources: Table::with_capacity(paths),
+                blocks: Vec::with_capacity(servers),
+                issuers: Table::with_capacity(if config.sites.len() == 1 { hosting } else { 0 }),
+                realm: crate::hint::realm(site),
+            })
+            .collect();
+        // The previous snapshot's site at each index, if it is the same origin and prefix.
+        let blocks = config
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(si, site)| BlockBuilder {
+                scratch: Vec::with_capacity(4096),
+                previous: previous
+                    .and_then(|p| p.sites.get(si))
+                    .filter(|p| p.site.origin == site.origin && p.site.prefix == site.prefix),
+            })
+            .collect();
+        Builder {
+            sites,
+            blocks,
+            owners: Owners::with_capacity(servers),
+            fulls: Vec::new(),
+            spans: Vec::new(),
+            url: String::new(),
+        }
+    }
+
+    /// Renders server `idx` on site `si`: its PRMs and hints, and the AS document it hosts.
+    fn add(
+        &mut self,
+        config: &Config,
+        si: usize,
+        idx: usize,
+        server: &Server,
+        upstreams: &Documents,
+    ) {
+        let site = &config.sites[si];
+        let Builder {
+            sites,
+            blocks,
+            fulls,
+            spans,
+            url,
+            ..
+        } = self;
+        let builder = &mut blocks[si];
+        fulls.clear();
+        fulls.extend(server.paths.iter().map(|p| site.full_path(p)));
+        // Each path's PRM (body, ETag) and hint, back to back.
+        spans.clear();
+        let auth = server.auth.get(si);
+        for full in fulls.iter() {
+            let start = len32(builder.scratch.len());
+            let body_len = match auth {
+                Some(auth) => {
+                    url.clear();
+                    url.push_str(&site.origin);
+                    if full != "/" {
+                        url.push_str(full);
+                    }
+                    let prm = render_prm(server, url, &auth.issuer);
+                    let old = builder.previous.and_then(|p| p.prm(p.resources.get(full)?));
+                    render_doc(&mut builder.scratch, &prm, old)
+                }
+                None => 0,
+            };
+            let hint_start = len32(builder.scratch.len());
+            if server.mode != ModeKind::None {
+                push_hint(&mut builder.scratch, site, server, full);
+            }
+            spans.push((start, body_len, hint_start));
+        }
+        if let Some(first) = fulls.first() {
+            let block = builder.finish(first);
+            let b = len32(sites[si].blocks.len());
+            for (i, full) in fulls.iter().enumerate() {
+                let (start, body_len, hint_start) = spans[i];
+                let hint_end = spans.get(i + 1).map_or(len32(block.len()), |next| next.0);
+                let hint = if server.mode == ModeKind::None {
+                    sites[si].realm.clone()
+                } else {
+                    HeaderValue::from_maybe_shared(
+                        block.slice(hint_start as usize..hint_end as usize),
+                    )
+                    .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+                };
+                let resource = Resource {
+                    server: len32(idx),
+                    hint,
+                    block: b,
+                    start,
+                    body_len,
+                };
+                sites[si].resources.insert(full, resource);
+            }
+            sites[si].blocks.push(block);
+        }
+        if let Some((auth, hosted)) = auth.and_then(|a| a.hosted.as_ref().map(|h| (a, h))) {
+            let upstream = server
+                .upstream_issuer
+                .as_ref()
+                .filter(|_| server.discover)
+                .and_then(|issuer| upstreams.get(issuer));
+            let issuer_path = &hosted.well_known_path[AS_PREFIX.len()..];
+            let previous = blocks[hosted.site].previous;
+            let old = previous
+                .and_then(|p| p.issuers.get(issuer_path))
+                .map(Stored::doc);
+            let scratch = &mut blocks[si].scratch;
+            let stored = match render_as(server, &auth.issuer, hosted, upstream) {
+                Ok(body) => {
+                    let len = render_doc(scratch, &body, old);
+                    (StatusCode::OK, len)
+                }
+                Err(why) => (StatusCode::SERVICE_UNAVAILABLE, pending_into(scratch, &why)),
+            };
+            let (status, body_len) = stored;
+            let old = previous
+                .and_then(|p| p.issuers.get(issuer_path))
+                .filter(|old| old.status == status && old.data[..] == scratch[..]);
+            let data = match old {
+                Some(old) => old.data.clone(),
+                None => Bytes::copy_from_slice(scratch),
+            };
+            scratch.clear();
+            sites[hosted.site].issuers.insert(
+                issuer_path,
+                Stored {
+                    status,
+                    data,
+                    body_len,
+                },
+            );
+        }
+    }
+
+    fn finish(
+        self,
+        config: Arc<Config>,
+        source: Source,
+        upstreams: &Documents,
+        slim: bool,
+    ) -> Registry {
+        let Builder {
+            mut sites,
+            mut owners,
+            ..
+        } = self;
+        owners.shrink_to_fit();
         for site in &mut sites {
             site.resources.shrink_to_fit();
             site.blocks.shrink_to_fit();
