@@ -18,7 +18,9 @@ pub mod app {
 }
 
 pub mod config {
-    pub use crate::config::{Config, ModeKind, Problems, parse, parse_owned, parse_tree};
+    pub use crate::config::{
+        Config, ModeKind, Problems, parse, parse_bytes, parse_owned, parse_tree,
+    };
 }
 
 pub mod fetch {

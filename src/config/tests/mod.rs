@@ -16,17 +16,17 @@ mod urls;
 
 const FILE: &str = "t.json";
 
-/// [`parse`], checked against [`parse_owned`] (which frees the text before expanding): both
-/// must give the same config, or the same problems at the same positions.
+/// [`parse`], with [`parse_owned`] (which frees the bytes before expanding) checked against
+/// [`parse_bytes`] on the same bytes: the same config, or the same problems at the same positions.
 fn parse_both(text: &str) -> Result<Config, Problems> {
-    let parsed = parse(text, FILE);
+    let in_place = parse_bytes(text.as_bytes(), FILE);
     let owned = parse_owned(text.as_bytes().to_vec(), FILE);
     assert_eq!(
-        format!("{parsed:?}"),
+        format!("{in_place:?}"),
         format!("{owned:?}"),
-        "parse and parse_owned differ on:\n{text}"
+        "parse_bytes and parse_owned differ on:\n{text}"
     );
-    parsed
+    parse(text, FILE)
 }
 
 /// The problem lines of an invalid config (panics when it is valid).
