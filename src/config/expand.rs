@@ -164,7 +164,8 @@ impl Validator {
                 } else {
                     let mut endpoint = |key: &str, t: &str| {
                         let url = fill(t);
-                        let ok = self.http_url(&child("gateway", key), &url).is_some();
+                        let ok = self.expanded_before
+                            || self.http_url(&child("gateway", key), &url).is_some();
                         ok.then_some(url)
                     };
                     let authorization_endpoint =
@@ -327,6 +328,7 @@ impl ExpandedServers {
         raw.reverse();
         let mut again = Validator::new();
         again.expanding = Some(std::collections::HashSet::new());
+        again.expanded_before = true;
         ExpandedServers {
             paths: raw.iter().map(|r| r.paths.len()).sum(),
             hosting: raw

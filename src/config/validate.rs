@@ -40,6 +40,9 @@ pub(super) struct Validator {
     /// a fixed `facade_issuer` with several sites) would otherwise be reported once per expansion:
     /// report each (path, position) once.
     pub(super) expanding: Option<Reported>,
+    /// The expansion this validator runs already passed once (`check_expansion`): the gateway's
+    /// filled-in endpoints are not parsed again (a third of a reload's expansion time).
+    pub(super) expanded_before: bool,
     /// The `mode` paths of facade servers, for the one RFC 9207 caveat `check` prints.
     pub(super) facades: Vec<String>,
 }
@@ -96,6 +99,7 @@ impl Validator {
             problems: Vec::new(),
             warnings: Vec::new(),
             expanding: None,
+            expanded_before: false,
             facades: Vec::new(),
         }
     }
