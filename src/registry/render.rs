@@ -1,6 +1,7 @@
 //! Building a [`Registry`]: every document of a config rendered into per-server buffers (each
 //! PRM followed by its ETag, then the server's `/challenge` hints), sharing with the snapshot it
-//! replaces every buffer whose bytes come out the same; the PRM and AS documents themselves.
+//! replaces every buffer whose bytes come out the same, from a whole config or from servers
+//! expanded one at a time ([`Registry::build_streamed`]); the PRM and AS documents themselves.
 
 use std::sync::Arc;
 
