@@ -289,7 +289,8 @@ enum Parsed {
     Staged(config::Staged),
 }
 
-/// Parses (with `parse`), then renders.
+/// Parses (with `parse`), then renders: a staged config of one site whose servers discover
+/// nothing one expanded server at a time, any other whole.
 fn build_after(
     parse: impl FnOnce() -> Result<Parsed, Problems>,
     sha256: String,
@@ -299,30 +300,43 @@ fn build_after(
 ) -> Result<Registry, Problems> {
     let started = std::time::Instant::now();
     let parsed = parse()?;
+    let parse_time = started.elapsed();
     let source = Source {
         path: label.to_owned(),
         generation,
         content_sha256: sha256,
         loaded_at: SystemTime::now(),
     };
-    let config = match parsed {
-        Parsed::Whole(config) => config,
+    let registry = match parsed {
         Parsed::Staged(staged) => {
             let (head, servers) = staged.into_stream();
             if head.sites.len() == 1 && !servers.discovers() {
-                let parsed = started.elapsed();
-                let registry =
-                    Registry::build_streamed(head, servers, source, previous.map(|(_, p)| p));
-                log_built(label, parsed, started.elapsed() - parsed);
-                return Ok(registry);
+                Registry::build_streamed(head, servers, source, previous.map(|(_, p)| p))
+            } else {
+                let mut config = head;
+                config.servers = servers.collect();
+                build_whole(config, source, previous)
             }
-            let mut config = head;
-            config.servers = servers.collect();
-            config
         }
+        Parsed::Whole(config) => build_whole(config, source, previous),
     };
-    let parsed = started.elapsed();
-    let registry = match previous {
+    // The expansion of a staged config counts as rendering.
+    tracing::debug!(
+        config = label,
+        parse_ms = parse_time.as_millis() as u64,
+        render_ms = (started.elapsed() - parse_time).as_millis() as u64,
+        "config built"
+    );
+    Ok(registry)
+}
+
+/// Renders a whole config, with the upstream documents known now if any server discovers.
+fn build_whole(
+    config: config::Config,
+    source: Source,
+    previous: Option<(&Upstreams, &Registry)>,
+) -> Registry {
+    match previous {
         Some((upstreams, previous)) => {
             let documents = if crate::upstream::wanted(&config).is_empty() {
                 Default::default()
@@ -332,17 +346,5 @@ fn build_after(
             Registry::build_after(config, source, &documents, previous)
         }
         None => Registry::build(config, source),
-    };
-    log_built(label, parsed, started.elapsed() - parsed);
-    Ok(registry)
-}
-
-/// The debug line of a built snapshot (a streamed one counts the expansion as rendering).
-fn log_built(label: &str, parsed: std::time::Duration, rendered: std::time::Duration) {
-    tracing::debug!(
-        config = label,
-        parse_ms = parsed.as_millis() as u64,
-        render_ms = rendered.as_millis() as u64,
-        "config built"
-    );
+    }
 }

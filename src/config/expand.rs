@@ -45,10 +45,9 @@ impl Validator {
         gateway: &GatewayTemplates,
     ) -> Server {
         let auth = self.expand_auth(&r, bases, sites, gateway);
+        let upstream = r.has_upstream();
         Server {
-            upstream_issuer: r
-                .issuer
-                .filter(|_| matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)),
+            upstream_issuer: r.issuer.filter(|_| upstream),
             name: r.name,
             mode: r.mode,
             scopes: r.scopes,
@@ -60,8 +59,9 @@ impl Validator {
         }
     }
 
-    /// Checks what [`Validator::expand`] would build, without keeping it: each server's issuers
-    /// and endpoints for every site, and no two hosted issuers at one well-known URL.
+    /// Checks what [`ExpandedServers`] will build, without keeping it: each server's issuers and
+    /// endpoints for every site (each bad template reported once), and no two hosted issuers at
+    /// one well-known URL.
     pub(super) fn check_expansion(
         &mut self,
         raw: &[RawServer],
@@ -75,6 +75,7 @@ impl Validator {
         // in the memory the expanded servers then grow into.
         let mut text = String::new();
         let mut hosted: Vec<(u32, u32, u32, u32)> = Vec::new();
+        self.expanding = Some(std::collections::HashSet::new());
         for (i, r) in raw.iter().enumerate() {
             for a in self.expand_auth(r, &bases, sites, gateway) {
                 if let Some(h) = a.hosted {
@@ -95,7 +96,7 @@ impl Validator {
             )
         };
         // Reported once per expansion that clashes, not once per (path, position).
-        let expanding = self.expanding.take();
+        self.expanding = None;
         let mut seen: rustc_hash::FxHashMap<(u32, &str), u32> = Default::default();
         for (k, &(site, i, _, _)) in hosted.iter().enumerate() {
             let (path, issuer) = span(k);
@@ -112,7 +113,6 @@ impl Validator {
                 }
             }
         }
-        self.expanding = expanding;
     }
 
     /// One server's authorization servers, one per site it has one on.
@@ -314,9 +314,6 @@ pub struct ExpandedServers {
     sites: Vec<Site>,
     bases: Vec<String>,
     gateway: GatewayTemplates,
-    /// Resource paths of the servers not yet taken, and how many of those host an issuer.
-    paths: usize,
-    hosting: usize,
 }
 
 impl ExpandedServers {
@@ -330,11 +327,6 @@ impl ExpandedServers {
         again.expanding = Some(std::collections::HashSet::new());
         again.expanded_before = true;
         ExpandedServers {
-            paths: raw.iter().map(|r| r.paths.len()).sum(),
-            hosting: raw
-                .iter()
-                .filter(|r| matches!(r.mode, ModeKind::Facade | ModeKind::Gateway))
-                .count(),
             bases: sites.iter().map(Site::base).collect(),
             raw,
             again,
@@ -345,21 +337,21 @@ impl ExpandedServers {
 
     /// How many resource paths the servers still to come have (on one site).
     pub fn paths(&self) -> usize {
-        self.paths
+        self.raw.iter().map(|r| r.paths.len()).sum()
     }
 
     /// How many of the servers still to come host an issuer on each site (facade and gateway).
     pub fn hosting(&self) -> usize {
-        self.hosting
+        self.raw
+            .iter()
+            .filter(|r| matches!(r.mode, ModeKind::Facade | ModeKind::Gateway))
+            .count()
     }
 
-    /// Whether a server still to come discovers its upstream (see `upstream::wanted`).
+    /// Whether a server still to come discovers its upstream (as `upstream::wanted` asks of the
+    /// expanded servers).
     pub fn discovers(&self) -> bool {
-        self.raw.iter().any(|r| {
-            r.discover
-                && r.issuer.is_some()
-                && matches!(r.mode, ModeKind::Delegate | ModeKind::Facade)
-        })
+        self.raw.iter().any(|r| r.discover && r.has_upstream())
     }
 }
 
@@ -371,8 +363,6 @@ impl Iterator for ExpandedServers {
         if self.raw.capacity() - self.raw.len() >= 4096 {
             self.raw.shrink_to_fit();
         }
-        self.paths -= r.paths.len();
-        self.hosting -= usize::from(matches!(r.mode, ModeKind::Facade | ModeKind::Gateway));
         let server = self
             .again
             .expand_server(r, &self.bases, &self.sites, &self.gateway);

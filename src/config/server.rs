@@ -49,6 +49,12 @@ impl RawServer {
         child("servers", &self.name)
     }
 
+    /// Whether it has an upstream IdP (delegate and facade with an issuer): the expanded server's
+    /// `upstream_issuer`.
+    pub(super) fn has_upstream(&self) -> bool {
+        self.issuer.is_some() && matches!(self.mode, ModeKind::Delegate | ModeKind::Facade)
+    }
+
     /// The facade URLs, created empty when missing.
     fn facade_mut(&mut self) -> &mut FacadeUrls {
         self.facade.get_or_insert_with(Box::default)
